@@ -1,0 +1,49 @@
+# Two entry points: `make book` and `make test`. Both bootstrap .venv from the pinned files.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: all venv data book test test-fast bench lock clean verify
+
+all: test
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e ".[book,test]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# MNIST (sha256-checked) and the vendored MathJax: both fetched, both git-ignored.
+data: $(STAMP)
+	$(PY) -m robustlib fetch
+
+# Execute every notebook at the quick profile (reusing committed artifacts) and build the site.
+book: data
+	$(PY) -m robustlib book --profile quick
+
+# Unit tests, every notebook at the smoke profile, and a strict book build.
+test: data
+	$(PY) -m pytest -x -q --durations=15
+
+# Unit tests only (no notebooks, no book build).
+test-fast: data
+	$(PY) -m pytest -x -q -m "not notebook and not book"
+
+bench: data
+	$(PY) -m robustlib bench
+
+verify: $(STAMP)
+	$(PY) -m robustlib verify
+
+lock: $(STAMP)
+	( echo "# Full dependency tree, pinned; used as pip constraints by the Makefile. Regenerate with \`make lock\`."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^robustlib' ) > requirements.lock
+
+clean:
+	rm -rf _build

@@ -1,0 +1,1 @@
+"""One module per paper (mfbm, rbfi, dam, abs, bang) plus shared baselines."""

@@ -1,0 +1,112 @@
+"""Baseline classifiers shared by the notebooks.
+
+* ``MLP``: 784-512-512-512-10 with ReLU or sigmoid (the RBFI paper's comparison networks).
+* ``LeNet``: Caffe's ``examples/mnist`` LeNet (BANG's model, MFBM's reference), optionally with the
+  dropout layer the BANG paper adds after ReLU(ip1).
+* ``NearestNeighbour``: class score = minus the L2 distance to the nearest training image of that
+  class (the ABS paper's NN baseline); differentiable almost everywhere, batched.
+
+Every model takes images (N, 1, 28, 28) in [0, 1] and returns class scores (N, 10).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class MLP(nn.Module):
+    """Fully connected network on the flattened image; ``activation`` is "relu" or "sigmoid"."""
+
+    def __init__(self, hidden: tuple[int, ...] = (512, 512, 512), activation: str = "relu",
+                 in_features: int = 784, classes: int = 10):
+        super().__init__()
+        if activation not in ("relu", "sigmoid"):
+            raise ValueError(f"unknown activation {activation!r}; valid: 'relu', 'sigmoid'")
+        sizes = (in_features, *hidden)
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(sizes[-1], classes)
+        self.act = torch.relu if activation == "relu" else torch.sigmoid
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)  # (N, 784)
+        for layer in self.hidden:
+            h = self.act(layer(h))
+        return self.out(h)  # logits (N, 10)
+
+
+def _caffe_xavier_(layer: nn.Module) -> None:
+    """Caffe's "xavier" filler: U(-a, a) with a = sqrt(3 / fan_in); biases 0."""
+    fan_in = layer.weight[0].numel()
+    bound = math.sqrt(3.0 / fan_in)
+    nn.init.uniform_(layer.weight, -bound, bound)
+    nn.init.zeros_(layer.bias)
+
+
+class LeNet(nn.Module):
+    """Caffe LeNet: conv 20@5x5 -> pool -> conv 50@5x5 -> pool -> ip 500 -> ReLU -> ip 10.
+
+    Shapes: 28 -> 24 -> 12 -> 8 -> 4, ip1 input 50*4*4 = 800. Caffe feeds raw grey levels scaled by
+    1/256; our inputs are x = level/255, so the model multiplies by 255/256 to see what Caffe sees.
+    ``dropout``: the BANG paper's added Dropout (assumed after ReLU(ip1), ratio 0.5).
+    """
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 20, 5)
+        self.conv2 = nn.Conv2d(20, 50, 5)
+        self.ip1 = nn.Linear(800, 500)
+        self.ip2 = nn.Linear(500, 10)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        for layer in (self.conv1, self.conv2, self.ip1, self.ip2):
+            _caffe_xavier_(layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x * (255.0 / 256.0)  # Caffe's scale 0.00390625 on 0..255 grey levels
+        h = F.max_pool2d(self.conv1(h), 2, 2)  # (N, 20, 12, 12)
+        h = F.max_pool2d(self.conv2(h), 2, 2)  # (N, 50, 4, 4)
+        h = self.dropout(F.relu(self.ip1(h.flatten(1))))  # (N, 500)
+        return self.ip2(h)  # (N, 10)
+
+    def bias_parameters(self) -> list[nn.Parameter]:
+        return [m.bias for m in (self.conv1, self.conv2, self.ip1, self.ip2)]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [m.weight for m in (self.conv1, self.conv2, self.ip1, self.ip2)]
+
+
+class NearestNeighbour(nn.Module):
+    """Score of class c = -min_j ||x - t_j||_2 over training images t_j of class c.
+
+    The training set is stored sorted by class, so each class is one contiguous block of the
+    (N, M) distance matrix; ``chunk`` bounds the memory of that matrix.
+    """
+
+    def __init__(self, train_x: torch.Tensor, train_y: torch.Tensor, classes: int = 10, chunk: int = 8192):
+        super().__init__()
+        order = torch.argsort(train_y, stable=True)
+        flat = train_x[order].flatten(1).to(torch.float32)  # (M, D)
+        self.register_buffer("train", flat)
+        self.register_buffer("train_sq", (flat * flat).sum(1))  # (M,)
+        counts = torch.bincount(train_y, minlength=classes)
+        if (counts == 0).any():
+            raise ValueError("every class needs at least one training image")
+        self.bounds = [0, *torch.cumsum(counts, 0).tolist()]
+        self.chunk = chunk
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = x.flatten(1).to(self.train.dtype)  # (N, D)
+        q_sq = (q * q).sum(1, keepdim=True)  # (N, 1)
+        scores = []
+        for c in range(len(self.bounds) - 1):
+            best = None
+            for s in range(self.bounds[c], self.bounds[c + 1], self.chunk):
+                e = min(s + self.chunk, self.bounds[c + 1])
+                d2 = q_sq + self.train_sq[s:e][None] - 2.0 * q @ self.train[s:e].T  # (N, chunk)
+                m = d2.amin(1)
+                best = m if best is None else torch.minimum(best, m)
+            scores.append(-best.clamp_min(1e-12).sqrt())
+        return torch.stack(scores, 1)  # (N, classes)
