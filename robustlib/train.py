@@ -235,3 +235,41 @@ def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 500,
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 500,
              device: str | torch.device = "cpu") -> float:
     return (predict(model, x, batch_size=batch_size, device=device).argmax(1) == y.cpu()).float().mean().item()
+
+
+def cached_model(
+    name: str,
+    config: dict[str, Any],
+    build: Callable[[], torch.nn.Module],
+    train_fn: Callable[[torch.nn.Module, Path], list[dict[str, float]]],
+    *,
+    notebook: str,
+    profile: str,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    retrain: bool = False,
+) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+    """Build a model and load its weights from the store, or train and store it.
+
+    ``train_fn(model, checkpoint_dir)`` trains in place (resumable through the checkpoint folder,
+    e.g. by passing it to :func:`fit`) and returns the history. The weights are stored as
+    safetensors under ``name`` keyed by ``config`` and ``seed``; the history goes into the JSON.
+    """
+    from . import store
+
+    def compute() -> dict[str, Any]:
+        torch.manual_seed(seed)
+        model = build().to(device)
+        ckpt = store.checkpoint_dir(name, config, notebook=notebook, profile=profile, seed=seed)
+        if retrain and ckpt.exists():
+            import shutil
+
+            shutil.rmtree(ckpt)
+        history = train_fn(model, ckpt)
+        return {"state": dict(model.state_dict()), "history": history}
+
+    result = store.cached(name, config, compute, notebook=notebook, profile=profile, seed=seed,
+                          device=device, retrain=retrain)
+    model = build()
+    model.load_state_dict(result["state"])
+    return model.to(device).eval(), result["history"]

@@ -1,0 +1,163 @@
+"""Executing the MyST notebooks (papermill via jupytext) and building the book from the results.
+
+The book is built from *executed* notebooks: each page listed in ``_toc.yml`` that holds code
+(``notebooks/*.md`` and ``book/scorecard.md``) is executed with papermill at one profile into
+``_build/executed/<profile>/``; a staging copy of the book then replaces those pages by their
+executed ``.ipynb`` and Jupyter Book renders it with execution off (``-W -n --keep-going``). The
+same executed notebooks serve the tests (smoke) and ``make book`` (quick), so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+CODE_PAGES_OUTSIDE_NOTEBOOKS = ("book/scorecard",)  # book pages that execute code
+
+
+def notebook_path(name_or_path: str) -> Path:
+    """``dam`` or ``notebooks/dam.md`` -> the MyST source; ``ValueError`` lists the valid names."""
+    p = Path(name_or_path)
+    if p.suffix == ".md" and p.exists():
+        return p.resolve()
+    candidate = paths.notebooks_dir() / f"{p.stem}.md"
+    if candidate.exists():
+        return candidate
+    valid = sorted(q.stem for q in paths.notebooks_dir().glob("*.md"))
+    raise ValueError(f"unknown notebook {name_or_path!r}; valid: {', '.join(valid)}")
+
+
+def toc_pages() -> list[str]:
+    """Every page of ``_toc.yml`` in order, as paths relative to the root without suffix."""
+    import yaml
+
+    toc = yaml.safe_load((paths.root() / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                pages.append(e["file"])
+            walk(e.get("sections"))
+            walk(e.get("chapters"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return pages
+
+
+def code_pages() -> list[str]:
+    return [p for p in toc_pages() if p.startswith("notebooks/") or p in CODE_PAGES_OUTSIDE_NOTEBOOKS]
+
+
+def executed_path(page: str, profile: str) -> Path:
+    return paths.build_dir() / "executed" / profile / f"{Path(page).name}.ipynb"
+
+
+def parse_value(text: str) -> Any:
+    """Command-line parameter value: int, float, bool or string."""
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def execute(source: Path, out: Path, parameters: dict[str, Any] | None = None, *, timeout: int | None = None,
+            log_output: bool = False) -> float:
+    """Execute a MyST notebook with papermill; write the executed ``.ipynb``; return wall seconds."""
+    import jupytext
+    import papermill
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nb = jupytext.read(source)
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    start = time.perf_counter()
+    papermill.execute_notebook(
+        nb, str(out), parameters=parameters or {}, kernel_name="python3", cwd=str(source.parent),
+        progress_bar=False, log_output=log_output, execution_timeout=timeout,
+    )
+    return time.perf_counter() - start
+
+
+def has_parameters_cell(source: Path) -> bool:
+    import jupytext
+
+    nb = jupytext.read(source)
+    return any("parameters" in c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code")
+
+
+def execute_pages(profile: str, *, reuse: bool = False, extra: dict[str, Any] | None = None,
+                  only: list[str] | None = None) -> dict[str, float]:
+    """Execute every code page at ``profile`` (the scorecard page last); return wall times.
+
+    ``reuse``: keep an executed notebook that is newer than its source.
+    """
+    times = {}
+    for page in code_pages():
+        name = Path(page).name
+        if only is not None and name not in only:
+            continue
+        src = paths.root() / f"{page}.md"
+        out = executed_path(page, profile)
+        if reuse and out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        params = {"profile": profile, **(extra or {})} if has_parameters_cell(src) else {}
+        print(f"executing {page}.md at profile={profile} ...", flush=True)
+        times[page] = execute(src, out, params)
+        print(f"  {times[page]:.1f} s -> {out.relative_to(paths.root())}", flush=True)
+    return times
+
+
+def stage(profile: str) -> Path:
+    """A copy of the book whose code pages are the executed notebooks of ``profile``."""
+    import yaml
+
+    root = paths.root()
+    st = paths.build_dir() / "stage" / profile
+    if st.exists():
+        shutil.rmtree(st)
+    st.mkdir(parents=True)
+    shutil.copytree(root / "book", st / "book", ignore=shutil.ignore_patterns("_static"))
+    (st / "book" / "_static").symlink_to(root / "book" / "_static", target_is_directory=True)
+    shutil.copy(root / "_toc.yml", st / "_toc.yml")
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    config["exclude_patterns"] = [p for p in config.get("exclude_patterns", []) if "ipynb" not in p]
+    (st / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (st / "notebooks").mkdir()
+    for page in code_pages():
+        executed = executed_path(page, profile)
+        if not executed.exists():
+            raise FileNotFoundError(f"{page} has not been executed at profile {profile}: {executed} is missing")
+        target = st / f"{page}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (st / f"{page}.md").unlink(missing_ok=True)
+        shutil.copy(executed, target)
+    return st
+
+
+def build(profile: str, *, html_dir: Path | None = None, strict: bool = True) -> Path:
+    """Render the staged book with Jupyter Book into ``html_dir`` (default ``_build/html``)."""
+    st = stage(profile)
+    out = paths.build_dir() / "jb" / profile
+    cmd = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(st), "--path-output", str(out)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    html_dir = html_dir or paths.build_dir() / "html"
+    if html_dir.exists():
+        shutil.rmtree(html_dir)
+    shutil.copytree(out / "_build" / "html", html_dir)
+    return html_dir
