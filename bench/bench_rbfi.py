@@ -1,0 +1,165 @@
+"""Benchmark of the fast RBFI layer (issue goals), every figure measured in this one run.
+
+A 784 -> 512 RBFI layer at batch 100, forward + backward (dL/dw, dL/du; the first layer of a
+network needs no dL/dx), against
+  * the naive broadcast version (the reference code's (B, out, in) tensor): goal >= 20x faster and
+    <= 1/8 of its peak memory;
+  * ``nn.Linear(784, 512)`` forward + backward: goal within 15x.
+Then one training step of the paper's 512^-512v-512^-10v network (AdaDelta + clamping), fast vs
+naive, and the resulting time per epoch (600 batches) and per 30 epochs.
+
+Times are medians over interleaved repetitions (both sides suffer the same machine load). Peak
+memory is measured in a fresh child process per variant: the rise of the peak resident set size
+(VmHWM, reset through /proc/self/clear_refs) over the resident size before the call.
+
+Run: ``.venv/bin/python bench/bench_rbfi.py`` (``--quick``: fewer repetitions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from robustlib.models import rbfi as R
+from robustlib.models import rbfi_kernel as K
+
+B, N_IN, N_OUT = 100, 784, 512
+
+
+def _tensors(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(B, N_IN, generator=g)
+    w = torch.rand(N_OUT, N_IN, generator=g).requires_grad_(True)
+    u = (torch.rand(N_OUT, N_IN, generator=g) * 0.5 + 0.2).requires_grad_(True)
+    return x, w, u
+
+
+def variants():
+    x, w, u = _tensors()
+    lin = torch.nn.Linear(N_IN, N_OUT)
+
+    def rbfi(mode, backend):
+        def run():
+            w.grad = u.grad = None
+            torch.exp(-K.scaled_linf(x, w, u, mode, backend)).sum().backward()
+        return run
+
+    def linear():
+        lin.zero_grad(set_to_none=True)
+        lin(x).sum().backward()
+
+    out = {"naive (broadcast, pseudo)": rbfi("pseudo", "naive"), "nn.Linear": linear,
+           "chunked PyTorch (pseudo)": rbfi("pseudo", "chunked")}
+    if K.load_library() is not None:
+        out = {"fast kernel (pseudo)": rbfi("pseudo", "kernel"), "fast kernel (true)": rbfi("true", "kernel"), **out}
+    return out
+
+
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise OSError(field)
+
+
+def child_memory(name: str) -> None:
+    """Run one variant once (after a warm-up) and print the rise of the peak RSS in MB."""
+    run = variants()[name]
+    run()  # warm-up: kernel loaded, thread pool started, allocator primed
+    before = _rss_kb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current RSS
+    run()
+    print(json.dumps({"peak_mb": max(0, _rss_kb("VmHWM") - before) / 1024}))
+
+
+def peak_memory_mb(name: str) -> float | None:
+    try:
+        out = subprocess.run([sys.executable, __file__, "--memory-child", name], capture_output=True, text=True,
+                             timeout=600, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+    except (subprocess.SubprocessError, OSError, ValueError, KeyError):
+        return None
+
+
+def time_variants(reps: int, naive_reps: int) -> dict[str, float]:
+    vs = variants()
+    for run in vs.values():
+        run()  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in vs}
+    for r in range(reps):
+        for k, run in vs.items():
+            if k.startswith("naive") and r >= naive_reps:
+                continue
+            t = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def train_step_times(reps: int) -> dict[str, float]:
+    """One training step (batch 100) of 512^-512v-512^-10v: fast backend vs naive broadcast."""
+    torch.manual_seed(0)
+    net = R.build("rbfi", (512, 512, 512), "^v^v")
+    opt = torch.optim.Adadelta(net.parameters(), lr=5.0)
+    step = R.make_step(R.TrainConfig(), "rbfi")
+    from robustlib.train import Batch
+    x, y = torch.rand(B, 1, 28, 28), torch.randint(0, 10, (B,))
+    out = {}
+    for backend, n in (("auto", reps), ("naive", 2)):
+        net.set_backend(backend)
+        step(net, Batch(x, y, 0, 0), opt)  # warm-up
+        ts = []
+        for i in range(n):
+            t = time.perf_counter()
+            step(net, Batch(x, y, i, 0), opt)
+            ts.append(time.perf_counter() - t)
+        out[backend] = statistics.median(ts)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--memory-child")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    if args.memory_child:
+        child_memory(args.memory_child)
+        return
+    reps, naive_reps = (7, 2) if args.quick else (21, 5)
+    print(f"RBFI layer {N_IN} -> {N_OUT}, batch {B}, forward + backward; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"CPU backend: {K.kernel_status()}")
+    t = time_variants(reps, naive_reps)
+    mem = {k: peak_memory_mb(k) for k in t}
+    fast = "fast kernel (pseudo)" if "fast kernel (pseudo)" in t else "chunked PyTorch (pseudo)"
+    naive, lin = t["naive (broadcast, pseudo)"], t["nn.Linear"]
+    print(f"\n{'variant':28s} {'ms':>9s} {'vs naive':>9s} {'vs Linear':>10s} {'peak MB':>8s}")
+    for k, v in t.items():
+        m = "n/a" if mem[k] is None else f"{mem[k]:.1f}"
+        print(f"{k:28s} {1e3 * v:9.2f} {naive / v:8.1f}x {v / lin:9.1f}x {m:>8s}")
+    speed, vs_lin = naive / t[fast], t[fast] / lin
+    mem_ratio = (mem[fast] / mem["naive (broadcast, pseudo)"]) if mem[fast] is not None and mem["naive (broadcast, pseudo)"] else None
+    print(f"\ngoals ({fast}):")
+    print(f"  speed-up over naive     {speed:7.1f}x   (goal >= 20x)   {'met' if speed >= 20 else 'NOT met'}")
+    if mem_ratio is not None:
+        print(f"  peak memory vs naive    {mem_ratio:7.3f}    (goal <= 0.125) {'met' if mem_ratio <= 0.125 else 'NOT met'}")
+    print(f"  time vs nn.Linear       {vs_lin:7.1f}x   (goal <= 15x)   {'met' if vs_lin <= 15 else 'NOT met'}")
+    steps = train_step_times(5 if args.quick else 11)
+    print("\ntraining step of 512^-512v-512^-10v (batch 100, AdaDelta, clamping):")
+    for k, v in steps.items():
+        name = "fast" if k == "auto" else "naive"
+        print(f"  {name:6s} {1e3 * v:9.1f} ms/step  -> {600 * v:8.1f} s/epoch, {30 * 600 * v / 3600:6.2f} h per 30 epochs")
+
+
+if __name__ == "__main__":
+    main()
