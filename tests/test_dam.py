@@ -252,8 +252,8 @@ def test_calibration_gives_mean_confidence_equal_to_accuracy():
     correct = torch.rand(500, generator=g) < 0.9
     beta = dam.calibrate_beta(Y, correct)
     assert dam.confidence(Y, beta).mean().item() == pytest.approx(correct.double().mean().item(), abs=1e-3)
-    with pytest.raises(ValueError):
-        dam.calibrate_beta(Y, torch.ones(500, dtype=torch.bool))
+    assert dam.calibrate_beta(Y, torch.ones(500, dtype=torch.bool), hi=1e5) == 1e5  # unreachable: the bound
+    assert dam.calibrate_beta(Y, torch.zeros(500, dtype=torch.bool), lo=1e-3) == 1e-3
     rows = dam.error_by_confidence(dam.confidence(Y, beta), correct, [0.0, 0.5, 1.0])
     assert sum(r["count"] for r in rows) == 500
 

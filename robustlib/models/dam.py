@@ -611,10 +611,13 @@ def confidence(Y: torch.Tensor, beta_sm: float) -> torch.Tensor:
 def calibrate_beta(Y: torch.Tensor, correct: torch.Tensor, *, lo: float = 1e-3, hi: float = 1e5,
                    iters: int = 200) -> float:
     """beta_sm with mean confidence = accuracy (the paper's rule). Mean Z increases monotonically with
-    beta_sm (from 1/10 at 0 to 1 at infinity, ties aside), so bisection on log beta finds it."""
+    beta_sm (from 1/10 at 0 to 1 at infinity, ties aside), so bisection on log beta finds it. An
+    accuracy outside (mean Z(lo), mean Z(hi)) (e.g. an untrained model at chance) returns lo or hi."""
     acc = correct.to(DTYPE).mean().item()
-    if not 1.0 / Y.shape[1] < acc < 1.0:
-        raise ValueError(f"calibration needs 1/{Y.shape[1]} < accuracy < 1, got {acc}")
+    if confidence(Y, lo).mean().item() >= acc:
+        return lo
+    if confidence(Y, hi).mean().item() <= acc:
+        return hi
     a, b = math.log(lo), math.log(hi)
     for _ in range(iters):
         mid = (a + b) / 2
