@@ -124,6 +124,73 @@ def setup(notebook: str, profile: str, seed: int = 0, device: str = "auto") -> t
 # (dam, rbfi, bang, abs, mfbm: appended at the end of this file by their notebooks' work)
 
 
+# --- bang --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BangProfile(Profile):
+    """BANG (Rozsa, Günther & Boult). Iterations are SGD steps of batch 64 (LeNet) / 100 (CIFAR);
+    noise sigmas are in grey levels (0..255); ``linf_grid`` in [0, 1] units."""
+
+    # LeNet / MNIST: Table 1 and Fig. 1
+    n_train: int | None = 50_000  # training images (the paper: 50k train / 10k val / 10k test)
+    n_val: int = 0  # validation images monitored per epoch (0: off; the last iterate is evaluated)
+    iterations: int = 10_000
+    table_rows: tuple[str, ...] = ("R0", "R1", "B0", "B1", "B2", "B3", "B4", "B5")
+    n_attack: int | None = None  # test images for FGS / HC1 (None: all 10,000)
+    max_steps: int = 255  # line-search steps of one grey level
+    # Fig. 2: the (beta, eps) grid (the paper: beta 1.0..1.6 step 0.05, eps 0.78..0.84 step 0.005)
+    grid_betas: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)
+    grid_epsilons: tuple[float, ...] = (0.78, 0.79, 0.80, 0.81, 0.82, 0.83, 0.84)
+    grid_iterations: int = 10_000
+    grid_n_acc: int | None = None  # test images for the grid accuracies
+    grid_n_attack: int = 1000  # test images for the grid FGS / HC1
+    # Fig. 3: Gaussian noise during training (R0 vs B1)
+    snapshot_every: int = 500
+    noise_pool: int | None = None  # candidate test images (None: all)
+    noise_per_class: int = 100
+    noise_draws: int = 100  # the paper: 1000
+    noise_sigmas: tuple[float, ...] = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
+    # beyond the paper (R0 vs B1)
+    beyond_n: int = 1000
+    pgd_steps: int = 100
+    pgd_restarts: int = 3
+    linf_grid: tuple[float, ...] = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.25, 0.3, 0.4, 0.5)
+    boundary_n: int = 200
+    boundary_steps: int = 2000
+    # CIFAR-10 quick: Table 2, Figs. 4-5 (only where CIFAR-10 can be loaded)
+    cifar_iterations: int = 20_000
+    cifar_rows: tuple[str, ...] = ("R0", "R1", "B0", "B1", "B2", "B3", "B4", "B5")
+    cifar_grid_betas: tuple[float, ...] = (0.4, 0.7, 1.0)
+    cifar_grid_epsilons: tuple[float, ...] = (0.80, 0.83, 0.86)
+    cifar_n_attack: int | None = None
+    cifar_snapshot_every: int = 1000  # every 2nd epoch at batch 100
+    cifar_noise_per_class: int = 100
+    cifar_noise_sigmas: tuple[float, ...] = (4.0, 8.0, 12.0, 16.0, 20.0, 24.0, 28.0, 32.0, 36.0, 40.0)
+
+
+register("bang", {
+    "smoke": BangProfile(
+        "smoke", "bang", n_train=2000, iterations=60, table_rows=("R0", "B1"), n_attack=40,
+        grid_betas=(1.0, 1.6), grid_epsilons=(0.78, 0.84), grid_iterations=30, grid_n_acc=500, grid_n_attack=20,
+        snapshot_every=20, noise_pool=400, noise_per_class=2, noise_draws=4, noise_sigmas=(50.0, 100.0),
+        beyond_n=10, pgd_steps=5, pgd_restarts=1, linf_grid=(0.1, 0.2, 0.3), boundary_n=4, boundary_steps=20,
+        cifar_iterations=20, cifar_rows=("R0", "B0"), cifar_grid_betas=(), cifar_grid_epsilons=(),
+        cifar_n_attack=20, cifar_snapshot_every=10, cifar_noise_per_class=2, cifar_noise_sigmas=(20.0, 40.0),
+    ),
+    "quick": BangProfile(
+        "quick", "bang", iterations=2000, table_rows=("R0", "B1"), n_attack=1000,
+        grid_betas=(1.0, 1.3, 1.6), grid_epsilons=(0.78, 0.81, 0.84), grid_iterations=1000, grid_n_acc=5000,
+        grid_n_attack=300, snapshot_every=400, noise_pool=2000, noise_per_class=10, noise_draws=50,
+        noise_sigmas=(20.0, 40.0, 60.0, 80.0, 100.0), beyond_n=200, pgd_steps=20, pgd_restarts=1,
+        linf_grid=(0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5), boundary_n=25,
+        boundary_steps=500, cifar_iterations=4000, cifar_rows=("R0", "B0"), cifar_grid_betas=(),
+        cifar_grid_epsilons=(), cifar_n_attack=1000, cifar_noise_per_class=10,
+        cifar_noise_sigmas=(8.0, 16.0, 24.0, 32.0, 40.0),
+    ),
+    "paper": BangProfile("paper", "bang"),
+})
+
+
 # --- dam ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -156,7 +223,6 @@ class DamProfile(Profile):
                                                 (250.0, 350.0, 500.0))
     n_val: int = 10000
     # the ReLU MLP of the baselines chapter (extra row/column of both transfer tables)
-    mlp_hidden: tuple[int, ...] = (512, 512, 512)
     mlp_epochs: int = 3
     # clean error and calibration (Fig. 6)
     n_clean: int | None = None  # test images (None: all 10,000)
@@ -196,7 +262,7 @@ register("dam", {
         "smoke", "dam", n_values=(2, 20), K=16, ms=(30, 30), temperatures=(300.0, 300.0),
         temperature_ramp=(1.0, 1.0), epochs=1, n_train=2000, n_eval_during_training=200,
         tune_grid=((300.0,), (300.0,)), tune_epochs_offline=1, n_val=500,
-        mlp_hidden=(64,), mlp_epochs=1, n_clean=500, confidence_edges=(0.1, 0.5, 1.0), min_bin_count=1,
+        mlp_epochs=1, n_clean=500, confidence_edges=(0.1, 0.5, 1.0), min_bin_count=1,
         rubbish_per_class=2, rubbish_steps=20, n_triplets=2, boundary_max_steps=30, trajectory_steps=30,
         n_transfer=20, n_fgsm=50, fgsm_eps=(0.0, 0.2, 0.3, 0.5), whitebox_n=(20,), n_whitebox=8,
         pgd_steps=3, pgd_restarts=1, n_boundary_attack=4, boundary_attack_steps=20, noise_draws=2,
@@ -213,4 +279,75 @@ register("dam", {
         tune_grid=((1500.0, 2500.0, 4000.0), (700.0, 1100.0, 1700.0), (350.0, 450.0, 540.0),
                    (400.0, 500.0, 650.0)),
     ),
+})
+
+
+# --- rbfi --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RbfiProfile(Profile):
+    """de Alfaro's RBFI networks. Defaults are the paper's settings (section 6); ``paper`` trims
+    seeds, PGD images and restarts to fit about 5 GPU minutes (see the notebook's admonition)."""
+
+    n_train: int | None = None  # training images (None: all 60,000)
+    hidden: tuple[int, ...] = (512, 512, 512)  # main networks (Table 1 / Fig. 2)
+    andor: str = "^v^v"  # RBFI geometry of the main network, output layer included
+    epochs: int = 30
+    runs_rbfi: int = 5  # seeds 0 .. runs-1 (the paper: 5 RBFI, 10 ReLU/sigmoid)
+    runs_base: int = 10
+    n_test: int | None = None  # clean accuracy images (None: all 10,000)
+    n_attack: int | None = None  # FGSM / I-FGSM / noise images (paper: the whole test set)
+    eps_grid: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 11))  # 0.05 ... 0.5
+    ifgsm_steps: int = 10
+    n_pgd: int = 5000  # PGD: first images of the test set, model of run 0 only
+    pgd_steps: int = 100
+    pgd_restarts: int = 20
+    pgd_eps: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 11))
+    attack_batch: int = 500
+    # Fig. 3: ReLU trained with adversarial examples (eps 0.3), plain ReLU, vs RBFI run 0
+    adv_epochs: int = 10
+    adv_steps: int = 100  # I-FGSM uses ifgsm_steps; PGD training uses adv_steps
+    adv_n_train: int | None = None
+    n_fig3: int | None = None  # images for the FGSM / I-FGSM / noise curves of Fig. 3
+    # Table 2: layer kinds (And, Or, alternating, mixed) for nets with len(hidden) hidden layers
+    kinds_widths: tuple[int, ...] = (64, 128, 512)
+    kinds_runs: int = 3
+    kinds_epochs: int = 10
+    kinds_n_train: int | None = None
+    # Table 3: true gradients vs pseudogradients (main geometry, main epochs, run 0)
+    truegrad_runs: int = 1
+    # Fig. 4: ReLU with lambda * S (eq. 7); Fig. 5 / Table 4: RBFI u <= 10 with and without lambda * S (eq. 8)
+    relu_lambdas: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+    rbfi_lambda: float = 1e-3
+    n_reg_attack: int = 1000  # images for the Fig. 4 / Fig. 5 attacks
+    # paper section 6.8: deep networks (section 6.9, RBF vs RBFI, uses the main geometry and epochs)
+    deep_width: int = 128
+    deep_depth: int = 5
+    deep_epochs: int = 20
+    # beyond the paper: masking checks on RBFI run 0
+    n_beyond: int = 1000
+    beyond_eps: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+    boundary_steps: int = 5000
+    n_boundary: int = 500
+    transfer_steps: int = 100
+
+
+register("rbfi", {
+    "smoke": RbfiProfile(
+        "smoke", "rbfi", n_train=1000, hidden=(16, 16), andor="^v^", epochs=1, runs_rbfi=1, runs_base=1,
+        n_test=300, n_attack=40, eps_grid=(0.1, 0.3), ifgsm_steps=3, n_pgd=10, pgd_steps=3, pgd_restarts=1,
+        pgd_eps=(0.1, 0.3), attack_batch=250, adv_epochs=1, adv_steps=2, adv_n_train=500, n_fig3=40,
+        kinds_widths=(8,), kinds_runs=1, kinds_epochs=1, kinds_n_train=500, relu_lambdas=(0.0, 1.0),
+        rbfi_lambda=1e-3, n_reg_attack=40, deep_width=8, deep_epochs=1, n_beyond=10,
+        beyond_eps=(0.1, 0.3), boundary_steps=20, n_boundary=5, transfer_steps=3,
+    ),
+    "quick": RbfiProfile(
+        "quick", "rbfi", n_train=30000, hidden=(64, 64), andor="^v^", epochs=3, runs_rbfi=2, runs_base=2,
+        n_test=None, n_attack=1000, ifgsm_steps=10, n_pgd=200, pgd_steps=50, pgd_restarts=2,
+        pgd_eps=(0.1, 0.2, 0.3, 0.4, 0.5), attack_batch=500, adv_epochs=2, adv_steps=10, adv_n_train=30000,
+        n_fig3=500, kinds_widths=(16, 48), kinds_runs=2, kinds_epochs=2, kinds_n_train=10000,
+        relu_lambdas=(0.0, 1e-3, 1e-2, 1e-1), rbfi_lambda=1e-3, n_reg_attack=500, deep_width=64,
+        deep_epochs=3, n_beyond=200, boundary_steps=500, n_boundary=100, transfer_steps=20,
+    ),
+    "paper": RbfiProfile("paper", "rbfi"),  # trimmed below once the GPU budget is measured
 })

@@ -89,7 +89,7 @@ class NearestNeighbour(nn.Module):
         super().__init__()
         order = torch.argsort(train_y, stable=True)
         flat = train_x[order].flatten(1).to(torch.float32)  # (M, D)
-        self.register_buffer("train", flat)
+        self.register_buffer("train_flat", flat)
         self.register_buffer("train_sq", (flat * flat).sum(1))  # (M,)
         counts = torch.bincount(train_y, minlength=classes)
         if (counts == 0).any():
@@ -98,15 +98,57 @@ class NearestNeighbour(nn.Module):
         self.chunk = chunk
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = x.flatten(1).to(self.train.dtype)  # (N, D)
+        q = x.flatten(1).to(self.train_flat.dtype)  # (N, D)
         q_sq = (q * q).sum(1, keepdim=True)  # (N, 1)
         scores = []
         for c in range(len(self.bounds) - 1):
             best = None
             for s in range(self.bounds[c], self.bounds[c + 1], self.chunk):
                 e = min(s + self.chunk, self.bounds[c + 1])
-                d2 = q_sq + self.train_sq[s:e][None] - 2.0 * q @ self.train[s:e].T  # (N, chunk)
+                d2 = q_sq + self.train_sq[s:e][None] - 2.0 * q @ self.train_flat[s:e].T  # (N, chunk)
                 m = d2.amin(1)
                 best = m if best is None else torch.minimum(best, m)
             scores.append(-best.clamp_min(1e-12).sqrt())
         return torch.stack(scores, 1)  # (N, classes)
+
+
+# --- training recipes --------------------------------------------------------------------------
+
+MODEL_KINDS = ("relu_mlp", "sigmoid_mlp", "lenet")
+
+
+def build(kind: str) -> nn.Module:
+    """A fresh baseline model by name."""
+    if kind == "relu_mlp":
+        return MLP(activation="relu")
+    if kind == "sigmoid_mlp":
+        return MLP(activation="sigmoid")
+    if kind == "lenet":
+        return LeNet()
+    raise ValueError(f"unknown baseline {kind!r}; valid: {', '.join(MODEL_KINDS)}")
+
+
+def recipe(kind: str, epochs: int) -> dict[str, float | int | str]:
+    """The training settings of a baseline (also its store key): Adam, cross-entropy."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown baseline {kind!r}; valid: {', '.join(MODEL_KINDS)}")
+    batch = 64 if kind == "lenet" else 100
+    return {"kind": kind, "optimizer": "adam", "lr": 1e-3, "batch_size": batch, "epochs": epochs}
+
+
+def train_cached(kind: str, epochs: int, x: torch.Tensor, y: torch.Tensor, *, notebook: str, profile: str,
+                 seed: int = 0, device: str = "cpu", retrain: bool = False, progress: bool = True,
+                 ) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Train a baseline with its recipe on (x, y) or load it from the store (keyed by recipe,
+    training-set size and seed). Any notebook can reuse it: the key includes the notebook name."""
+    from .. import train
+
+    cfg = {**recipe(kind, epochs), "n_train": len(x)}
+
+    def train_fn(model: nn.Module, ckpt) -> list[dict[str, float]]:
+        opt = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
+        return train.fit(model, x, y, epochs=epochs, batch_size=int(cfg["batch_size"]), seed=seed, optimizer=opt,
+                         checkpoint=ckpt, device=device, progress=progress, desc=kind)
+
+    return train.cached_model(kind, cfg, lambda: build(kind), train_fn, notebook=notebook, profile=profile,
+                              seed=seed, device=device, retrain=retrain)

@@ -26,9 +26,8 @@ import torch
 import torch.nn as nn
 
 from .. import attacks, data, store
-from ..train import cached_model, fit, predict
-from . import dam
-from .baselines import MLP
+from ..train import cached_model
+from . import baselines, dam
 
 NOTEBOOK = "dam"
 PAPER_ERRORS = {2: 0.0151, 3: 0.0144, 20: 0.0161, 30: 0.0180}  # [P-DAM] section 2
@@ -178,21 +177,13 @@ class Run:
         return self._histories
 
     def mlp(self) -> nn.Module:
-        """The baselines' 784-512-512-512-10 ReLU MLP (Adam, batch 100), the paper's "DNN with ReLUs"."""
+        """The baselines chapter's 784-512-512-512-10 ReLU MLP with its recipe (Adam, batch 100):
+        the paper's "DNN with rectified linear units", as an extra row/column of the transfer tables."""
         if self._mlp is None:
-            p = self.prof
             x, y = self._train_data()
-            key = {"hidden": list(p.mlp_hidden), "epochs": p.mlp_epochs, "lr": 1e-3, "batch_size": 100,
-                   "n_train": p.n_train}
-
-            def train_fn(model, ckpt):
-                opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-                return fit(model, x, y, epochs=p.mlp_epochs, batch_size=100, seed=self.seed, optimizer=opt,
-                           checkpoint=ckpt, device=self.device, progress=self.progress, desc="mlp")
-
-            model, _ = cached_model("mlp-relu", key, lambda: MLP(tuple(p.mlp_hidden), "relu"), train_fn,
-                                    notebook=NOTEBOOK, profile=p.name, seed=self.seed, device=self.device,
-                                    retrain=self.retrain)
+            model, _ = baselines.train_cached("relu_mlp", self.prof.mlp_epochs, x, y, notebook=NOTEBOOK,
+                                              profile=self.prof.name, seed=self.seed, device=self.device,
+                                              retrain=self.retrain, progress=self.progress)
             self._mlp = _AsFloat32(model).eval()
         return self._mlp
 

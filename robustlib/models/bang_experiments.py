@@ -1,0 +1,503 @@
+"""The BANG notebook's experiments, each one cached in the artifact store and keyed by the full
+profile, so the notebook (papermill) and a headless GPU run compute exactly the same artifacts:
+
+    python -m robustlib.models.bang_experiments --profile paper --device cuda
+
+* ``table1_models``: the Table 1 LeNets (R0, R1, B0-B5) trained together in one ``LeNetStack``,
+  with snapshots of R0 and B1 every ``snapshot_every`` iterations for the noise experiment
+  (Fig. 3), which runs right after training (the snapshots are not stored, the flip rates are).
+* ``table1_attacks``: FGS and HC1 line searches with PASS and L-inf, blank gradients, masking check.
+* ``grid``: the (beta, eps) grid of Fig. 2 (+ one regular model as the reference level).
+* ``beyond``: attacks that do not trust the model's gradient, R0 vs B1 (PGD on a margin loss from
+  a random start, Boundary, transfer from R0), medians of minimal L-inf / L2 perturbations.
+* ``cifar``: Table 2 and Figs. 4-5 where CIFAR-10 can be loaded (``None`` otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from .. import attacks, data, store, train
+from ..profiles import Profile
+from . import bang_eval as ev
+from .bang import (CIFAR_SOLVER, LENET_SOLVER, REGULAR, BangConfig, CifarQuick, LeNetStack, bang_step,
+                   init_lenets, load_snapshots, scaled_solver, stack_accuracy, stack_predict, train_stack)
+from .baselines import LeNet
+
+NOTEBOOK = "bang"
+
+# --- the paper's settings and numbers (Tables 1 and 2) -----------------------------------------
+
+TABLE1: dict[str, BangConfig] = {
+    "R0": REGULAR, "R1": REGULAR,
+    "B0": BangConfig(1.00, 0.785), "B1": BangConfig(1.00, 0.815), "B2": BangConfig(1.20, 0.810),
+    "B3": BangConfig(1.35, 0.780), "B4": BangConfig(1.50, 0.840), "B5": BangConfig(1.60, 0.780),
+}
+TABLE2: dict[str, BangConfig] = {
+    "R0": REGULAR, "R1": REGULAR,
+    "B0": BangConfig(0.40, 0.855, 0.5), "B1": BangConfig(0.45, 0.805, 0.5), "B2": BangConfig(0.75, 0.800, 0.5),
+    "B3": BangConfig(0.75, 0.845, 0.5), "B4": BangConfig(0.95, 0.840, 0.5), "B5": BangConfig(1.00, 0.800, 0.5),
+}
+_COLS = ("acc", "fgs_rate", "fgs_pass", "fgs_pass_std", "fgs_linf", "fgs_linf_std",
+         "hc1_rate", "hc1_pass", "hc1_pass_std", "hc1_linf", "hc1_linf_std")
+
+
+def _rows(text: str) -> dict[str, dict[str, float]]:
+    out = {}
+    for line in text.strip().splitlines():
+        name, *vals = line.split()
+        out[name] = dict(zip(_COLS, map(float, vals)))
+    return out
+
+
+# Table 1 (LeNet/MNIST): accuracy %, FGS rate %, PASS mean std, Linf mean std, HC1 likewise.
+PAPER_TABLE1 = _rows("""
+R0 99.16 90.33 0.4072 0.1081 40.51 15.72 99.53 0.7535 0.1143 122.60 49.46
+R1 99.15 91.41 0.4072 0.1065 40.70 15.88 99.77 0.7517 0.1160 122.16 49.07
+B0 99.16 3.51 0.6806 0.1457 8.34 4.32 95.13 0.5359 0.2023 187.86 63.66
+B1 99.22 1.68 0.7638 0.1367 5.52 2.86 94.19 0.4880 0.2110 201.84 62.51
+B2 99.31 2.13 0.7579 0.1452 5.57 3.05 94.56 0.5129 0.2015 186.10 63.77
+B3 99.25 3.86 0.6763 0.1471 8.28 4.26 94.73 0.5709 0.2127 178.11 65.76
+B4 99.11 1.52 0.8220 0.1310 4.19 3.01 97.68 0.4669 0.1881 203.50 58.97
+B5 99.32 4.45 0.6771 0.1487 8.20 4.40 98.95 0.6376 0.1829 146.96 61.97
+""")
+PAPER_TABLE2 = _rows("""
+R0 79.59 96.52 0.9553 0.0969 4.08 6.40 98.97 0.9669 0.1005 18.15 29.80
+R1 79.55 96.71 0.9513 0.1057 4.43 7.05 98.91 0.9557 0.1332 22.16 39.77
+B0 79.26 34.27 0.9511 0.1302 4.11 10.31 95.94 0.8712 0.1649 55.52 49.98
+B1 80.43 45.94 0.9818 0.0548 2.04 2.49 96.20 0.7966 0.2438 77.34 71.20
+B2 79.74 41.71 0.9828 0.0586 1.94 3.03 98.34 0.8362 0.2195 64.26 63.57
+B3 79.41 35.00 0.9526 0.1266 3.94 8.71 96.54 0.8603 0.1981 59.83 58.28
+B4 79.30 34.88 0.9575 0.1236 3.61 9.60 96.87 0.8994 0.1487 48.44 47.35
+B5 79.22 41.34 0.9803 0.0722 2.03 3.64 98.17 0.8586 0.1948 61.14 61.23
+""")
+# Figs. 3 and 5: % of noisy copies that change the label at the strongest noise, end of training.
+PAPER_NOISE = {"lenet": {"sigma": 100, "R0": 20.0, "B1": 3.0}, "cifar": {"sigma": 40, "R0": 46.0, "B0": 39.1}}
+
+
+def init_seed(seed: int, row: str) -> int:
+    """Initial weights: every model of one experiment starts from the same weights (seed), except
+    R1, the second regular run, which uses seed + 1 (the paper's R0/R1 differ by their seeds)."""
+    return seed + 1 if row == "R1" else seed
+
+
+def _key(prof: Profile, **extra: Any) -> dict[str, Any]:
+    return {"profile": prof.asdict(), **extra}
+
+
+def _fresh_checkpoint(name: str, config: dict[str, Any], prof: Profile, seed: int, retrain: bool):
+    ckpt = store.checkpoint_dir(name, config, notebook=NOTEBOOK, profile=prof.name, seed=seed)
+    if retrain and ckpt.exists():
+        shutil.rmtree(ckpt)
+    return ckpt
+
+
+def _log(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, flush=True)
+
+
+# --- data --------------------------------------------------------------------------------------
+
+def mnist_data(prof: Profile) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The paper's split: 50k training / 10k validation (the last 10k of the training file) and the
+    10k test set; ``prof.n_train`` takes the first n of the 50k."""
+    x, y = data.mnist("train")
+    (xtr, ytr), (xva, yva) = data.split_validation(x, y, 10_000)
+    xtr, ytr = data.first(xtr, ytr, prof.n_train)
+    xte, yte = data.mnist("test")
+    return {"train": (xtr, ytr), "val": (xva, yva), "test": (xte, yte)}
+
+
+def _val(prof: Profile, d) -> tuple[torch.Tensor, torch.Tensor] | None:
+    return data.first(*d["val"], prof.n_val) if prof.n_val else None
+
+
+# --- Table 1 models and Fig. 3 -----------------------------------------------------------------
+
+def snapshot_iterations(prof: Profile) -> list[int]:
+    if not prof.snapshot_every:
+        return []
+    its = list(range(prof.snapshot_every, prof.iterations + 1, prof.snapshot_every))
+    return its if its and its[-1] == prof.iterations else its + [prof.iterations]
+
+
+def table1_models(prof: Profile, *, seed: int = 0, device: str = "cpu", retrain: bool = False,
+                  progress: bool = True) -> dict[str, Any]:
+    """Train the Table 1 rows of ``prof`` (one stack) and run the noise experiment on R0/B1.
+
+    Returns {"states": {row: LeNet state}, "test_acc": {row: acc}, "history": [...],
+    "noise": {...} or None}."""
+    rows = list(prof.table_rows)
+    unknown = set(rows) - set(TABLE1)
+    if unknown:
+        raise ValueError(f"unknown Table 1 rows {sorted(unknown)}; valid: {', '.join(TABLE1)}")
+    solver = scaled_solver(LENET_SOLVER, prof.iterations)
+    config = _key(prof, rows=rows, configs={r: TABLE1[r].__dict__ for r in rows}, solver=solver.__dict__,
+                  init={r: init_seed(seed, r) for r in rows})
+    noise_rows = [r for r in ("R0", "B1") if r in rows] if prof.snapshot_every else []
+
+    def compute() -> dict[str, Any]:
+        d = mnist_data(prof)
+        ckpt = _fresh_checkpoint("table1-models", config, prof, seed, retrain)
+        stack = LeNetStack.from_lenets(init_lenets([init_seed(seed, r) for r in rows]), 0.5,
+                                       [TABLE1[r] for r in rows])
+        t0 = time.perf_counter()
+        history = train_stack(stack, *d["train"], solver=solver, seed=seed, device=device, checkpoint=ckpt,
+                              snapshot_every=prof.snapshot_every,
+                              snapshot_models=[rows.index(r) for r in noise_rows], val=_val(prof, d),
+                              progress=progress, desc="table1")
+        train_s = time.perf_counter() - t0
+        acc = stack_accuracy(stack, *d["test"], device=device)
+        out = {"states": {r: stack.lenet_state(i) for i, r in enumerate(rows)},
+               "test_acc": {r: acc[i].item() for i, r in enumerate(rows)}, "history": history,
+               "train_seconds": train_s, "noise": None}
+        if len(noise_rows) == 2:
+            t0 = time.perf_counter()
+            out["noise"] = noise_experiment(prof, ckpt / "snapshots", [rows.index(r) for r in noise_rows],
+                                            noise_rows, d["test"], seed=seed, device=device)
+            out["noise"]["seconds"] = time.perf_counter() - t0
+        return out
+
+    return store.cached("table1-models", config, compute, notebook=NOTEBOOK, profile=prof.name, seed=seed,
+                        device=device, retrain=retrain)
+
+
+def lenet_from(result: dict[str, Any], row: str) -> LeNet:
+    m = LeNet(0.5)
+    m.load_state_dict(result["states"][row])
+    return m.eval()
+
+
+def noise_experiment(prof: Profile, snapshot_dir, model_index: Sequence[int], names: Sequence[str],
+                     test: tuple[torch.Tensor, torch.Tensor], *, seed: int, device: str) -> dict[str, Any]:
+    """Fig. 3: flip rates (checkpoint x sigma) of two models on images both classify correctly at
+    every checkpoint (``noise_per_class`` per class from the first ``noise_pool`` test images)."""
+    its = snapshot_iterations(prof)
+    states = [s for i in model_index for s in load_snapshots(snapshot_dir, its, i)]
+    stack = LeNetStack.from_states(states).to(device).eval()  # K = 2 * checkpoints
+    x, y = data.first(*test, prof.noise_pool)
+    correct_all = (stack_predict(stack, x, device=device) == y[None]).all(0)
+    sel = ev.select_per_class(correct_all, y, prof.noise_per_class, seed)
+    rates = ev.noise_flip_rates(lambda imgs: stack_predict(stack, imgs, device=device), x[sel], y[sel],
+                                prof.noise_sigmas, draws=prof.noise_draws, seed=seed,
+                                batch_images=_noise_batch(stack.k, device), device=device)
+    rates = rates.reshape(len(model_index), len(its), len(prof.noise_sigmas))
+    return {"iterations": its, "sigmas": list(prof.noise_sigmas), "images": len(sel),
+            "per_class": torch.bincount(y[sel], minlength=10), **{n: rates[i] for i, n in enumerate(names)}}
+
+
+def _noise_batch(k: int, device: str) -> int:
+    return max(64, (2 ** 27 if device.startswith("cuda") else 2 ** 23) // (k * 20 * 24 * 24))
+
+
+# --- Table 1 attacks ---------------------------------------------------------------------------
+
+def _attack_batch(device: str) -> int:
+    return 5000 if str(device).startswith("cuda") else 500
+
+
+def table1_attacks(prof: Profile, models: dict[str, torch.nn.Module], *, seed: int = 0, device: str = "cpu",
+                   retrain: bool = False, progress: bool = True, keep: int = 16) -> dict[str, Any]:
+    """FGS and HC1 on the first ``n_attack`` test images for every Table 1 row, PASS on successes,
+    the masking check on FGS's blank-gradient failures; ``keep`` adversarials per attack for Fig. 1."""
+    config = _key(prof, rows=list(models), keep=keep)
+
+    def compute() -> dict[str, Any]:
+        x, y = data.first(*data.mnist("test"), prof.n_attack)
+        out: dict[str, Any] = {}
+        for row, model in models.items():
+            t0 = time.perf_counter()
+            res = {}
+            for method in ("fgs", "hc1"):
+                r = ev.attack(model, x, y, method=method, max_steps=prof.max_steps, device=device,
+                              batch_size=_attack_batch(device), keep_adversarials=True)
+                res[method] = r.to_dict(keep_adversarials=keep)
+                res[f"{method}_summary"] = r.summary()
+                if method == "fgs":
+                    res["masking"] = ev.masking_check(model, x, y, r, max_steps=prof.max_steps, device=device)
+            res["seconds"] = time.perf_counter() - t0
+            _log(progress, f"attacks {row}: {res['seconds']:.1f} s, FGS {res['fgs_summary']['rate']:.3f}, "
+                           f"HC1 {res['hc1_summary']['rate']:.3f}")
+            out[row] = res
+        return out
+
+    return store.cached("table1-attacks", config, compute, notebook=NOTEBOOK, profile=prof.name, seed=seed,
+                        device=device, retrain=retrain)
+
+
+# --- Fig. 2: the (beta, eps) grid --------------------------------------------------------------
+
+def grid(prof: Profile, *, seed: int = 0, device: str = "cpu", retrain: bool = False,
+         progress: bool = True) -> dict[str, Any]:
+    """Train one model per (beta, eps) of the profile's grid plus a regular reference (model 0),
+    all from the same initial weights, for ``grid_iterations``; accuracy on ``grid_n_acc`` test
+    images, FGS rate and blank count, HC1 rate, mean PASS and L-inf on ``grid_n_attack``."""
+    betas, epss = list(prof.grid_betas), list(prof.grid_epsilons)
+    configs = [REGULAR] + [BangConfig(b, e) for b in betas for e in epss]
+    solver = scaled_solver(LENET_SOLVER, prof.grid_iterations)
+    config = _key(prof, solver=solver.__dict__)
+
+    def compute() -> dict[str, Any]:
+        d = mnist_data(prof)
+        ckpt = _fresh_checkpoint("grid", config, prof, seed, retrain)
+        stack = LeNetStack.from_lenets(init_lenets([seed] * len(configs)), 0.5, configs)
+        t0 = time.perf_counter()
+        history = train_stack(stack, *d["train"], solver=solver, seed=seed, device=device, checkpoint=ckpt,
+                              val=_val(prof, d), progress=progress, desc="grid")
+        train_s = time.perf_counter() - t0
+        acc = stack_accuracy(stack, *data.first(*d["test"], prof.grid_n_acc), device=device)
+        xa, ya = data.first(*d["test"], prof.grid_n_attack)
+        keys = ("fgs_rate", "fgs_blank", "hc1_rate", "hc1_pass", "hc1_linf")
+        vals = {k: torch.zeros(len(configs), dtype=torch.float64) for k in keys}
+        t0 = time.perf_counter()
+        for i in range(len(configs)):
+            model = stack.lenet(i)
+            f = ev.attack(model, xa, ya, method="fgs", max_steps=prof.max_steps, device=device,
+                          batch_size=_attack_batch(device), with_pass=False).summary()
+            h = ev.attack(model, xa, ya, method="hc1", max_steps=prof.max_steps, device=device,
+                          batch_size=_attack_batch(device)).summary()
+            vals["fgs_rate"][i], vals["fgs_blank"][i] = f["rate"], f["blank"] / max(f["attacked"], 1)
+            vals["hc1_rate"][i], vals["hc1_pass"][i], vals["hc1_linf"][i] = h["rate"], h["pass_mean"], h["linf_mean"]
+        attack_s = time.perf_counter() - t0
+        shape = (len(betas), len(epss))
+        out = {"betas": betas, "epsilons": epss, "history": history, "train_seconds": train_s,
+               "attack_seconds": attack_s, "acc": acc[1:].reshape(shape), "regular": {"acc": acc[0].item()}}
+        for k, v in vals.items():
+            out[k] = v[1:].reshape(shape)
+            out["regular"][k] = v[0].item()
+        return out
+
+    return store.cached("grid", config, compute, notebook=NOTEBOOK, profile=prof.name, seed=seed,
+                        device=device, retrain=retrain)
+
+
+# --- beyond the paper --------------------------------------------------------------------------
+
+def beyond(prof: Profile, models: dict[str, torch.nn.Module], *, seed: int = 0, device: str = "cpu",
+           retrain: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Per-image minimal perturbations of R0 and B1 under attacks that do not trust the
+    cross-entropy gradient, on the first ``beyond_n`` test images:
+
+    L-inf: the paper's FGS and HC1 line searches; PGD with the cross-entropy and with the logit
+    margin from a random start (grid ``linf_grid``, ``pgd_restarts`` restarts); transfer of R0's
+    PGD direction (B1 only). L2: Boundary (decision-based, first ``boundary_n`` images), transfer.
+    """
+    if "R0" not in models:
+        raise ValueError("beyond needs the R0 model (the transfer source)")
+    config = _key(prof, rows=list(models))
+
+    def compute() -> dict[str, Any]:
+        x, y = data.first(*data.mnist("test"), prof.beyond_n)
+        out: dict[str, Any] = {}
+        for row, model in models.items():
+            t0 = time.perf_counter()
+            res: dict[str, Any] = {}
+            for method in ("fgs", "hc1"):
+                r = ev.attack(model, x, y, method=method, max_steps=prof.max_steps, device=device,
+                              batch_size=_attack_batch(device), with_pass=False)
+                res[f"{method}_line"] = r.distances()
+            for loss in ("ce", "margin"):
+                r = attacks.min_distance(model, x, y, attack="pgd_torch", epsilons=list(prof.linf_grid), loss=loss,
+                                         steps=prof.pgd_steps, restarts=prof.pgd_restarts, device=device, seed=seed,
+                                         batch_size=_attack_batch(device))
+                res[f"pgd_{loss}"] = r.distances
+            nb = min(prof.boundary_n, len(x))
+            r = attacks.min_distance(model, x[:nb], y[:nb], attack="boundary", steps=prof.boundary_steps,
+                                     device=device, seed=seed, batch_size=_attack_batch(device))
+            res["boundary_l2"] = r.distances
+            if row != "R0":
+                for norm in ("linf", "l2"):
+                    r = attacks.min_distance(model, x, y, attack="transfer", source=models["R0"], norm=norm,
+                                             source_eps=0.3 if norm == "linf" else 3.0, steps=prof.pgd_steps,
+                                             device=device, seed=seed, batch_size=_attack_batch(device))
+                    res[f"transfer_{norm}"] = r.distances
+            res["seconds"] = time.perf_counter() - t0
+            _log(progress, f"beyond {row}: {res['seconds']:.1f} s")
+            out[row] = res
+        return out
+
+    return store.cached("beyond", config, compute, notebook=NOTEBOOK, profile=prof.name, seed=seed,
+                        device=device, retrain=retrain)
+
+
+LINF_ATTACKS = ("fgs_line", "hc1_line", "pgd_ce", "pgd_margin", "transfer_linf")
+L2_ATTACKS = ("boundary_l2", "transfer_l2")
+
+
+def strongest(res: dict[str, Any], names: Sequence[str]) -> torch.Tensor:
+    """Per image, the smallest distance over the attacks present (images of the shortest run)."""
+    have = [res[n] for n in names if n in res]
+    n = min(len(t) for t in have)
+    return torch.stack([t[:n].to(torch.float64) for t in have]).amin(0)
+
+
+# --- CIFAR-10 (Table 2, Figs. 4 and 5) ---------------------------------------------------------
+
+def synthetic_cifar(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A CIFAR-shaped stand-in for tests: (n, 3, 32, 32) in [0, 1] on the grey-level grid; each
+    class has its own mean colour and a bright square at a class-specific place, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 10
+    colours = torch.rand(10, 3, 1, 1, generator=g) * 0.6 + 0.2
+    x = colours[y] + 0.15 * torch.randn(n, 3, 32, 32, generator=g)
+    for c in range(10):
+        r, col = 2 + 3 * (c // 4), 2 + 7 * (c % 4)
+        x[y == c, :, r:r + 6, col:col + 6] += 0.3
+    return torch.round(x.clamp(0, 1) * 255) / 255, y
+
+
+def cifar(prof: Profile, train_data: tuple[torch.Tensor, torch.Tensor] | None,
+          test_data: tuple[torch.Tensor, torch.Tensor] | None, *, seed: int = 0, device: str = "cpu",
+          retrain: bool = False, progress: bool = True, dataset: str = "cifar10") -> dict[str, Any] | None:
+    """Table 2 rows, the optional Fig. 4 grid and Fig. 5 (R0 vs B0 noise) on CIFAR-10 quick.
+
+    Returns ``None`` (nothing computed, nothing stored) when the data are missing: this machine
+    class cannot download CIFAR-10. ``dataset`` names the data in the store key (tests pass a
+    synthetic stand-in). Models are trained one after the other with ``fit`` + ``bang_step``.
+    """
+    if train_data is None or test_data is None:
+        return None
+    rows = {r: TABLE2[r] for r in prof.cifar_rows}
+    for b in prof.cifar_grid_betas:
+        for e in prof.cifar_grid_epsilons:
+            rows[f"G{b:.2f}-{e:.3f}"] = BangConfig(b, e, 0.5)
+    solver = scaled_solver(CIFAR_SOLVER, prof.cifar_iterations)
+    config = _key(prof, dataset=dataset, n_train=len(train_data[0]), n_test=len(test_data[0]),
+                  solver=solver.__dict__, rows={r: c.__dict__ for r, c in rows.items()})
+    noise_rows = [r for r in ("R0", "B0") if r in rows] if prof.cifar_snapshot_every else []
+
+    def compute() -> dict[str, Any]:
+        xtr, ytr = train_data
+        mean = xtr.mean(0)  # (3, 32, 32) the training-set mean image (Caffe's mean file)
+        xa, ya = data.first(*test_data, prof.cifar_n_attack)
+        out: dict[str, Any] = {"rows": {}, "solver": solver.__dict__}
+        snaps: dict[str, list[dict[str, torch.Tensor]]] = {}
+        for row, cfg in rows.items():
+            torch.manual_seed(init_seed(seed, row))
+            model = CifarQuick(mean)
+            every = prof.cifar_snapshot_every if row in noise_rows else 0
+            states: list[dict[str, torch.Tensor]] = []
+            step = _snapshotting(bang_step(cfg) if not cfg.regular else None, every, states)
+            t0 = time.perf_counter()
+            history = train.fit(model, xtr, ytr, epochs=math.ceil(solver.iterations / math.ceil(len(xtr) / solver.batch_size)),
+                                batch_size=solver.batch_size, seed=seed,
+                                optimizer=solver.optimizer(model.weight_parameters(), model.bias_parameters()),
+                                step=step, lr_lambda=solver.lr_factor, max_iterations=solver.iterations,
+                                device=device, progress=progress, desc=f"cifar {row}")
+            model.eval()
+            res: dict[str, Any] = {"history": history, "train_seconds": time.perf_counter() - t0,
+                                   "acc": train.accuracy(model, *test_data, device=device), "config": cfg.__dict__}
+            for method in ("fgs", "hc1"):
+                r = ev.attack(model, xa, ya, method=method, max_steps=prof.max_steps, device=device,
+                              batch_size=_attack_batch(device), keep_adversarials=True)
+                res[f"{method}_summary"] = r.summary()
+                if row in ("R0", "B0"):
+                    res[method] = r.to_dict(keep_adversarials=8)
+            if row in noise_rows:
+                snaps[row] = states
+            out["rows"][row] = res
+            _log(progress, f"cifar {row}: acc {res['acc']:.4f}, FGS {res['fgs_summary']['rate']:.3f}")
+        if len(noise_rows) == 2:
+            out["noise"] = _cifar_noise(prof, snaps, noise_rows, mean, test_data, seed=seed, device=device)
+        return out
+
+    return store.cached("cifar", config, compute, notebook=NOTEBOOK, profile=prof.name, seed=seed,
+                        device=device, retrain=retrain)
+
+
+def _snapshotting(inner: train.StepFn | None, every: int, states: list[dict[str, torch.Tensor]]) -> train.StepFn:
+    """Wrap a ``fit`` step: keep a CPU copy of the model's state every ``every`` updates."""
+    base = inner or train.default_step(torch.nn.functional.cross_entropy)
+
+    def step(model, batch, optimizer):
+        stats = base(model, batch, optimizer)
+        if every and (batch.iteration + 1) % every == 0:
+            states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        return stats
+
+    return step
+
+
+def _cifar_noise(prof: Profile, snaps, names, mean, test_data, *, seed: int, device: str) -> dict[str, Any]:
+    models = []
+    for n in names:
+        for s in snaps[n]:
+            m = CifarQuick(mean)
+            m.load_state_dict(s)
+            models.append(m.to(device).eval())
+
+    @torch.no_grad()
+    def predict(imgs: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(imgs.to(device)).argmax(1).cpu() for m in models])
+
+    x, y = data.first(*test_data, prof.noise_pool)
+    correct_all = torch.cat([(predict(x[i:i + 500]) == y[None, i:i + 500]) for i in range(0, len(x), 500)], 1).all(0)
+    sel = ev.select_per_class(correct_all, y, prof.cifar_noise_per_class, seed)
+    rates = ev.noise_flip_rates(predict, x[sel], y[sel], prof.cifar_noise_sigmas, draws=prof.noise_draws, seed=seed,
+                                batch_images=2000, device=device)
+    per = len(snaps[names[0]])
+    rates = rates.reshape(len(names), per, len(prof.cifar_noise_sigmas))
+    its = [prof.cifar_snapshot_every * (i + 1) for i in range(per)]
+    return {"iterations": its, "sigmas": list(prof.cifar_noise_sigmas), "images": len(sel),
+            **{n: rates[i] for i, n in enumerate(names)}}
+
+
+# --- everything, headless (the GPU run) --------------------------------------------------------
+
+def run_all(prof: Profile, *, seed: int = 0, device: str = "cpu", retrain: bool = False,
+            progress: bool = True) -> dict[str, float]:
+    """Compute every artifact the notebook uses at this profile; returns wall seconds per part."""
+    times: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        out = fn()
+        times[name] = time.perf_counter() - t0
+        _log(progress, f"== {name}: {times[name]:.1f} s")
+        return out
+
+    t1 = timed("table1_models", lambda: table1_models(prof, seed=seed, device=device, retrain=retrain,
+                                                      progress=progress))
+    models = {r: lenet_from(t1, r) for r in t1["states"]}
+    timed("table1_attacks", lambda: table1_attacks(prof, models, seed=seed, device=device, retrain=retrain,
+                                                   progress=progress))
+    timed("grid", lambda: grid(prof, seed=seed, device=device, retrain=retrain, progress=progress))
+    pair = {r: models[r] for r in ("R0", "B1") if r in models}
+    if "R0" in pair:
+        timed("beyond", lambda: beyond(prof, pair, seed=seed, device=device, retrain=retrain, progress=progress))
+    tr, te = data.cifar10("train"), data.cifar10("test")
+    if tr is None or te is None:
+        _log(progress, "CIFAR-10 cannot be loaded on this machine: Table 2 and Figs. 4-5 skipped")
+    else:
+        timed("cifar", lambda: cifar(prof, tr, te, seed=seed, device=device, retrain=retrain, progress=progress))
+    return times
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .. import profiles
+
+    p = argparse.ArgumentParser(description="Compute the BANG notebook's artifacts without Jupyter.")
+    p.add_argument("--profile", default="paper", choices=profiles.PROFILE_NAMES)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--retrain", action="store_true")
+    args = p.parse_args(argv)
+    prof, dev = profiles.setup("bang", args.profile, args.seed, args.device)
+    t0 = time.perf_counter()
+    times = run_all(prof, seed=args.seed, device=dev, retrain=args.retrain)
+    for k, v in times.items():
+        print(f"{k:16s} {v:8.1f} s")
+    print(f"total            {time.perf_counter() - t0:8.1f} s on {store.device_name(dev)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

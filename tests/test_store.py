@@ -1,0 +1,88 @@
+import json
+
+import pytest
+import torch
+
+from robustlib import paths, store
+
+
+def test_cached_computes_once_and_reloads(tmp_store):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"w": torch.arange(6.0).reshape(2, 3), "acc": 0.5, "curve": [1.0, float("inf")], "sub": {"n": 3}}
+
+    kw = dict(notebook="baselines", profile="quick", seed=0)
+    a = store.cached("thing", {"epochs": 2, "grid": (0.1, 0.2)}, compute, **kw)
+    b = store.cached("thing", {"grid": (0.1, 0.2), "epochs": 2}, compute, **kw)  # key order irrelevant
+    assert len(calls) == 1
+    assert torch.equal(a["w"], b["w"]) and a["acc"] == 0.5 and a["curve"][1] == float("inf") and a["sub"]["n"] == 3
+    store.cached("thing", {"epochs": 3, "grid": (0.1, 0.2)}, compute, **kw)  # changed setting
+    store.cached("thing", {"epochs": 2, "grid": (0.1, 0.2)}, compute, notebook="baselines", profile="quick", seed=1)
+    assert len(calls) == 3
+    store.cached("thing", {"epochs": 2, "grid": (0.1, 0.2)}, compute, retrain=True, **kw)
+    assert len(calls) == 4
+
+
+def test_files_provenance_and_no_pickle(tmp_store):
+    store.cached("m", {"a": 1}, lambda: {"t": torch.ones(3)}, notebook="baselines", profile="paper", seed=7)
+    folder = tmp_store / "paper" / "baselines"
+    (js,) = folder.glob("m-*.json")
+    (st,) = folder.glob("m-*.safetensors")
+    meta = json.loads(js.read_text())
+    prov = meta["provenance"]
+    assert {"git_commit", "profile", "seed", "torch", "device", "wall_time_s"} <= set(prov)
+    assert prov["profile"] == "paper" and prov["seed"] == 7 and prov["wall_time_s"] >= 0
+    # safetensors: an 8-byte little-endian header length followed by a JSON header (no pickle)
+    head = st.read_bytes()
+    n = int.from_bytes(head[:8], "little")
+    assert json.loads(head[8:8 + n])["t"]["dtype"] == "F32"
+    assert b"\x80\x04" not in head[:2]
+
+
+def test_nothing_written_when_compute_fails_or_input_is_bad(tmp_store):
+    def boom():
+        raise RuntimeError("compute failed")
+
+    with pytest.raises(RuntimeError):
+        store.cached("x", {}, boom, notebook="baselines", profile="quick")
+    with pytest.raises(ValueError, match="profile"):
+        store.cached("x", {}, lambda: {"a": 1}, notebook="baselines", profile="fast")
+    with pytest.raises(ValueError, match="artifact name"):
+        store.cached("../escape", {}, lambda: {"a": 1}, notebook="baselines", profile="quick")
+    with pytest.raises(ValueError, match="cannot store"):
+        store.cached("x", {}, lambda: {"a": object()}, notebook="baselines", profile="quick")
+    files = [p for p in tmp_store.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert [p.name for p in files if p.name != "MANIFEST"] == []
+
+
+def test_manifest_tracks_and_detects_tampering(tmp_store):
+    store.cached("m", {"a": 1}, lambda: {"t": torch.ones(3)}, notebook="baselines", profile="quick")
+    store.cached("s", {"a": 1}, lambda: {"t": torch.ones(3)}, notebook="baselines", profile="smoke")
+    entries = store.read_manifest()
+    assert len(entries) == 2 and all(k.startswith("quick/") for k in entries)  # smoke is scratch
+    assert store.verify_manifest() == []
+    (st,) = (tmp_store / "quick" / "baselines").glob("m-*.safetensors")
+    st.write_bytes(st.read_bytes()[:-1] + b"\x01")
+    assert any("mismatch" in p for p in store.verify_manifest())
+    (tmp_store / "quick" / "baselines" / "stray.json").write_text("{}")
+    assert any("not listed" in p for p in store.verify_manifest())
+
+
+def test_scorecard_validates_verdicts(tmp_store):
+    row = {"id": "X-1", "claim": "c", "paper": "1", "ours": "2", "verdict": "reproduced"}
+    path = store.write_scorecard("baselines", "quick", [row])
+    card = json.loads(path.read_text())
+    assert card["notebook"] == "baselines" and card["targets"][0]["id"] == "X-1"
+    with pytest.raises(ValueError, match="valid"):
+        store.write_scorecard("baselines", "quick", [{**row, "verdict": "sort of"}])
+    with pytest.raises(ValueError, match="lacks"):
+        store.write_scorecard("baselines", "quick", [{"id": "X-2"}])
+    assert [c["notebook"] for c in store.load_scorecards()] == ["baselines"]
+
+
+def test_committed_artifacts_match_the_manifest():
+    """The real store: every committed artifact is listed with its sha256 and nothing is missing."""
+    assert paths.artifacts_dir() == paths.data_dir() / "artifacts"
+    assert store.verify_manifest() == []
