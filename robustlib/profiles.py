@@ -206,8 +206,11 @@ class DamProfile(Profile):
     n_values: tuple[int, ...] = (2, 3, 20, 30)
     K: int = 2000  # memories
     ms: tuple[int, ...] = (30, 30, 30, 30)  # power of the objective per n
-    temperatures: tuple[float, ...] = (600.0, 400.0, 300.0, 350.0)  # T per n when not tuned in the run
+    temperatures: tuple[float, ...] = (150.0, 150.0, 300.0, 350.0)  # T per n when not tuned in the run
     temperature_ramp: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # T_in / T (1: no ramp)
+    # initial weights N(mean, 0.3): Krotov's -0.3 for n = 20, 30; 0 for n = 2, 3 (validation-selected:
+    # with -0.3 every memory is active for every image and n = 2, 3 start in a linear regime)
+    init_means: tuple[float, ...] = (0.0, 0.0, -0.3, -0.3)
     ramp_epochs: int = 200
     epochs: int = 300
     batch_size: int = 1000
@@ -219,7 +222,7 @@ class DamProfile(Profile):
     # temperature selection on a validation split held out of the training set
     tune_epochs: int = 0  # > 0: run the sweep inside this profile and train with the best T per n
     tune_epochs_offline: int = 5  # the sweep behind ``temperatures`` (``--tune``), when tune_epochs == 0
-    tune_grid: tuple[tuple[float, ...], ...] = ((300.0, 600.0, 800.0), (400.0, 800.0), (300.0, 400.0, 540.0),
+    tune_grid: tuple[tuple[float, ...], ...] = ((75.0, 150.0, 300.0), (75.0, 150.0, 300.0), (300.0, 400.0, 540.0),
                                                 (250.0, 350.0, 500.0))
     n_val: int = 10000
     # the ReLU MLP of the baselines chapter (extra row/column of both transfer tables)
@@ -259,13 +262,13 @@ class DamProfile(Profile):
 
 register("dam", {
     "smoke": DamProfile(
-        "smoke", "dam", n_values=(2, 20), K=16, ms=(30, 30), temperatures=(300.0, 300.0),
-        temperature_ramp=(1.0, 1.0), epochs=1, n_train=2000, n_eval_during_training=200,
+        "smoke", "dam", n_values=(2, 20), K=16, ms=(30, 30), temperatures=(150.0, 300.0),
+        temperature_ramp=(1.0, 1.0), init_means=(0.0, -0.3), epochs=1, n_train=1000, n_eval_during_training=200,
         tune_grid=((300.0,), (300.0,)), tune_epochs_offline=1, n_val=500,
         mlp_epochs=1, n_clean=500, confidence_edges=(0.1, 0.5, 1.0), min_bin_count=1,
         rubbish_per_class=2, rubbish_steps=20, n_triplets=2, boundary_max_steps=30, trajectory_steps=30,
         n_transfer=20, n_fgsm=50, fgsm_eps=(0.0, 0.2, 0.3, 0.5), whitebox_n=(20,), n_whitebox=8,
-        pgd_steps=3, pgd_restarts=1, n_boundary_attack=4, boundary_attack_steps=20, noise_draws=2,
+        pgd_steps=3, pgd_restarts=1, n_boundary_attack=2, boundary_attack_steps=10, noise_draws=1,
         attack_batch=250,
     ),
     "quick": DamProfile(
@@ -276,8 +279,8 @@ register("dam", {
     ),
     "paper": DamProfile(
         "paper", "dam", tune_epochs=15,
-        tune_grid=((1500.0, 2500.0, 4000.0), (700.0, 1100.0, 1700.0), (350.0, 450.0, 540.0),
-                   (400.0, 500.0, 650.0)),
+        tune_grid=((300.0, 600.0, 1200.0), (200.0, 400.0, 800.0), (300.0, 400.0, 540.0),
+                   (350.0, 450.0, 600.0)),
     ),
 })
 

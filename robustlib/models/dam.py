@@ -393,7 +393,7 @@ def tune_temperature(n: int, m: int, temperatures: Sequence[float], base: DAMCon
         model = DAM.from_config(cfg, torch.Generator().manual_seed(seed)).to(device)
         t0 = time.perf_counter()
         hist = train_dam(model, cfg, *train, seed=seed, eval_data=val, device=device)
-        rows.append({"n": n, "m": m, "T": float(T), "val_error": 1.0 - hist[-1]["eval_acc"],
+        rows.append({"n": n, "m": m, "T": float(T), "init_mean": cfg.init_mean, "val_error": 1.0 - hist[-1]["eval_acc"],
                      "train_error": 1.0 - hist[-1]["train_acc"], "seconds": time.perf_counter() - t0,
                      "val_error_curve": [1.0 - h["eval_acc"] for h in hist]})
     return rows

@@ -73,6 +73,17 @@ class Run:
         x, y = data.mnist("test")
         return data.first(x, y, n)
 
+    def class_means(self) -> torch.Tensor:
+        """Unit-norm, centred class-mean images (10, 784) in [-1, 1] pixels from the first 10,000
+        training images: the reference of the digit-likeness proxies."""
+        if "_means" not in self._cache:
+            x, y = data.first(*data.mnist("train"), 10000)
+            v = dam.to_pm1(x)
+            means = torch.stack([v[y == c].mean(0) for c in range(10)])
+            means = means - means.mean(1, keepdim=True)
+            self._cache["_means"] = means / means.norm(dim=1, keepdim=True)
+        return self._cache["_means"]
+
     def _log(self, msg: str) -> None:
         if self.progress:
             print(msg, flush=True)
@@ -100,18 +111,20 @@ class Run:
     def _tuning_config(self) -> dict[str, Any]:
         p = self.prof
         return {"n_values": list(p.n_values), "ms": list(p.ms), "grid": [list(g) for g in p.tune_grid],
-                "K": p.K, "epochs": p.tune_epochs or p.tune_epochs_offline, "n_val": p.n_val,
-                "n_train": p.n_train, "base": asdict(self._base_config())}
+                "init_means": list(p.init_means), "K": p.K, "epochs": p.tune_epochs or p.tune_epochs_offline,
+                "n_val": p.n_val, "n_train": p.n_train,
+                "base": {k: v for k, v in asdict(self._base_config()).items() if k not in ("epochs", "ramp_epochs")}}
 
     def _compute_tuning(self, epochs: int) -> dict[str, Any]:
         p = self.prof
         x, y = self._train_data()
         (xt, yt), (xv, yv) = data.split_validation(x, y, p.n_val)
-        base = dam.DAMConfig(**{**asdict(self._base_config()), "epochs": epochs})
         rows = []
-        for n, m, grid in zip(p.n_values, p.ms, p.tune_grid):
+        for n, grid in zip(p.n_values, p.tune_grid):
+            base = dam.DAMConfig(**{**asdict(self._config_for(n, grid[0])), "epochs": epochs, "T_in": None})
             self._log(f"tuning n={n}: T in {list(grid)}")
-            rows += dam.tune_temperature(n, m, grid, base, (xt, yt), (xv, yv), seed=self.seed, device=self.device)
+            rows += dam.tune_temperature(n, base.m, grid, base, (xt, yt), (xv, yv), seed=self.seed,
+                                         device=self.device)
         best = {}
         for n in p.n_values:
             cand = [r for r in rows if r["n"] == n]
@@ -132,17 +145,18 @@ class Run:
             return {n: float(best[str(n)]) for n in p.n_values}
         return fixed
 
+    def _config_for(self, n: int, T: float) -> dam.DAMConfig:
+        """The training config of the n model at temperature T (per-n m, init mean, ramp)."""
+        p = self.prof
+        i = list(p.n_values).index(n)
+        ramp = p.temperature_ramp[i]
+        return dam.DAMConfig(**{**asdict(self._base_config()), "n": n, "m": p.ms[i], "T": float(T),
+                                "T_in": float(T) * ramp if ramp != 1.0 else None, "init_mean": p.init_means[i]})
+
     def model_configs(self) -> dict[str, dict[str, Any]]:
         if "_configs" not in self._cache:
-            p = self.prof
             temps = self.temperatures()
-            out = {}
-            for n, m, ramp in zip(p.n_values, p.ms, p.temperature_ramp):
-                T = temps[n]
-                cfg = dam.DAMConfig(**{**asdict(self._base_config()), "n": n, "m": m, "T": T,
-                                       "T_in": T * ramp if ramp != 1.0 else None})
-                out[str(n)] = asdict(cfg)
-            self._cache["_configs"] = out
+            self._cache["_configs"] = {str(n): asdict(self._config_for(n, temps[n])) for n in self.prof.n_values}
         return self._cache["_configs"]
 
     def models(self) -> dict[int, dam.DAM]:
@@ -222,11 +236,7 @@ class Run:
         """Per model: mean over memories of the largest correlation between a memory's visible part
         and a class-mean training image (our proxy for "prototype-ness"; features score low)."""
         def compute():
-            x, y = self._train_data()
-            v = dam.to_pm1(x)
-            means = torch.stack([v[y == c].mean(0) for c in range(10)])  # (10, 784)
-            means = means - means.mean(1, keepdim=True)
-            means = means / means.norm(dim=1, keepdim=True)
+            means = self.class_means()  # (10, 784)
             out = {}
             for n, model in self.models().items():
                 mem = model.xi[:, :784].cpu()
@@ -243,11 +253,7 @@ class Run:
     def rubbish(self) -> dict[str, Any]:
         def compute():
             p = self.prof
-            x, y = data.mnist("train")
-            v = dam.to_pm1(x)
-            means = torch.stack([v[y == c].mean(0) for c in range(10)])
-            means = means - means.mean(1, keepdim=True)
-            means = means / means.norm(dim=1, keepdim=True)
+            means = self.class_means()
             clf = self.classifiers()
             betas = self.beta_sm()
             names = list(clf)
