@@ -350,17 +350,19 @@ class ABS(nn.Module):
     ``forward(x)`` returns the scores -gamma_c * loss_c with the envelope-theorem gradient.
     """
 
-    def __init__(self, vaes: ClassVAEs | FoldedDecoder, config: ABSConfig | None = None, *,
+    def __init__(self, vaes: ClassVAEs | nn.Module, config: ABSConfig | None = None, *,
                  bank: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """``vaes``: trained ``ClassVAEs`` (folded here) or any decoder module with ``classes``,
+        ``latent`` and ``forward(z (B, C, L)) -> (B, C, 784)`` (the tests use toy decoders)."""
         super().__init__()
         self.config = cfg = config or ABSConfig()
-        self.decoder = vaes if isinstance(vaes, FoldedDecoder) else FoldedDecoder(vaes.eval())
+        self.decoder = FoldedDecoder(vaes.eval()) if isinstance(vaes, ClassVAEs) else vaes
         C, L = self.decoder.classes, self.decoder.latent
         gamma = torch.tensor(cfg.gamma if cfg.gamma is not None else (1.0,) * C, dtype=torch.float32)
         if gamma.shape != (C,):
             raise ValueError(f"gamma needs {C} values, got {cfg.gamma}")
         self.register_buffer("gamma", gamma)
-        self.decoder.loop = self.decoder.w0.device.type != "cuda"
+        self._set_loop()
         if bank is None:
             z = latent_bank(cfg.n_samples, L, cfg.bank_seed)
             with torch.no_grad():
@@ -380,9 +382,16 @@ class ABS(nn.Module):
             raise ValueError("variant() shares the decoded bank: n_samples and bank_seed must stay the same")
         return ABS(self.decoder, cfg, bank=(self.bank_z, self.bank_x)).to(self.bank_z.device)
 
-    def _apply(self, fn, recurse=True):  # .to(device): pick grouped ops on GPU, loop on CPU
+    def _set_loop(self) -> None:
+        """Grouped ops on a GPU, a loop over classes on a CPU (see ``_grouped``)."""
+        p = next(iter(self.decoder.buffers()), None)
+        if p is None:
+            p = next(iter(self.decoder.parameters()), None)
+        self.decoder.loop = p is None or p.device.type != "cuda"
+
+    def _apply(self, fn, recurse=True):  # .to(device) also re-picks the decoder's execution mode
         out = super()._apply(fn, recurse)
-        self.decoder.loop = self.bank_z.device.type != "cuda"
+        self._set_loop()
         self._cache = None
         return out
 
@@ -411,7 +420,8 @@ class ABS(nn.Module):
             return z
         return z * (r / z.norm(dim=2, keepdim=True).clamp_min(r))
 
-    def refine(self, x: torch.Tensor, z0: torch.Tensor) -> Inference:
+    def refine(self, x: torch.Tensor, z0: torch.Tensor,
+               on_step: Callable[[int, torch.Tensor], None] | None = None) -> Inference:
         """Batched Adam on z (B, C, L) from ``z0``; returns the best point seen per (image, class).
 
         Adam is elementwise, so one optimiser over the sum of all (image, class) losses is exactly
@@ -442,6 +452,8 @@ class ABS(nn.Module):
             v = b2 * v + (1 - b2) * grad.square()
             step = cfg.lr * (m / (1 - b1 ** (t + 1))) / ((v / (1 - b2 ** (t + 1))).sqrt() + eps)
             z = self._project(z - step)
+            if on_step is not None:
+                on_step(t, z)
         return Inference(best_loss, best_z, best_rec, start_loss, torch.empty(0))
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -677,14 +689,15 @@ def _binary_target(x: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def latent_descent(model: ABS, x: torch.Tensor, y: torch.Tensor, *, n_coarse: int = 51,
-                   n_bisect: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+                   n_bisect: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Latent Descent [paper, code]: walk from x towards the reconstruction of the best *other*
     class, x_t = (1 - t) x + t r_o, t on linspace(0, 1, n_coarse), recomputing r_o at the current
     point after every coarse step, until the prediction changes; then bisect t between the last
     clean and the first adversarial t (with the adversarial point's r_o).
 
-    Returns (adversarials (N, 1, 28, 28), t (N,)): t = 0 for images misclassified already,
-    inf (and x returned) where even t = 1 stays correct.
+    Returns (adversarials (N, 1, 28, 28), t (N,), t_clean (N,)): t = 0 for images misclassified
+    already, inf (and x returned) where even t = 1 stays correct; t_clean is the largest t found
+    clean (the bisection's lower end).
     """
     n = len(x)
     xf = x.reshape(n, -1)
@@ -732,7 +745,7 @@ def latent_descent(model: ABS, x: torch.Tensor, y: torch.Tensor, *, n_coarse: in
         lo[f[~fooled]] = mid[~fooled]
     adv = xf.clone()
     adv[found] = (1 - t_hi[found, None]) * xf[found] + t_hi[found, None] * target[found]
-    return adv.reshape(x.shape).clamp(0, 1), t_hi
+    return adv.reshape(x.shape).clamp(0, 1), t_hi, lo
 
 
 def latent_descent_attack(model, x, y, eps=None, *, n_coarse: int = 51, n_bisect: int = 10, **_) -> torch.Tensor:

@@ -1,0 +1,420 @@
+"""The ABS notebook's experiments, as functions (the notebook plots; this module computes).
+
+Everything expensive goes through the artifact store keyed by the full profile, so the notebook
+and the headless entry point ``python -m robustlib.models.abs_experiments --profile paper``
+(for a GPU machine without papermill) produce and reuse the same artifacts.
+
+The paper's values (spec §7) live here too, so the notebook tables and the scorecard use one copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .. import attacks, data, store, train
+from ..attacks import DistanceResult
+from ..metrics import distance
+from ..profiles import AbsProfile
+from . import abs as A
+from .baselines import NearestNeighbour
+
+NB = "abs"
+THRESHOLDS = {"l2": 1.5, "linf": 0.3, "l0": 12.0}
+MODELS = ("CNN", "Binary CNN", "Nearest neighbour", "Madry et al. (ours)", "Binary ABS", "ABS")
+ABS_MODELS = ("Binary ABS", "ABS")
+
+# Spec §7: all attacks combined, (median, accuracy at the threshold) from the released curve data.
+PAPER = {
+    "CNN": {"l2": (1.09, 0.08), "linf": (0.075, 0.00), "l0": (8.7, 0.19)},
+    "Binary CNN": {"l2": (0.86, 0.03), "linf": (0.34, 0.63), "l0": (10.7, 0.38)},
+    "Nearest neighbour": {"l2": (1.54, 0.53), "linf": (0.19, 0.22), "l0": (10.0, 0.34)},
+    "Madry et al. (ours)": {"l2": (1.36, 0.35), "linf": (0.34, 0.87), "l0": (4.0, 0.00)},
+    "Binary ABS": {"l2": (1.33, 0.39), "linf": (0.44, 0.77), "l0": (21.3, 0.77)},
+    "ABS": {"l2": (2.24, 0.80), "linf": (0.23, 0.08), "l0": (16.3, 0.69)},
+}
+PAPER_CLEAN = {"CNN": 0.991, "Binary CNN": 0.985, "Nearest neighbour": 0.969, "Madry et al. (ours)": 0.988,
+               "Binary ABS": 0.99, "ABS": 0.99}  # [unverified] except ABS 99 % [paper, robust-ml]
+# ABS per-attack L2 rows quoted in the MFBM paper (median, acc@1.5); the others are not available.
+PAPER_ABS_L2_ATTACKS = {"PGD (L2)": (3.1, 0.87), "Boundary": (2.6, 0.83), "Transfer (L2)": (4.6, 0.94),
+                        "Gaussian noise": (10.9, 0.98)}
+
+
+# =============================================================================================
+# Models
+# =============================================================================================
+
+def _key(prof: AbsProfile, **extra: Any) -> dict[str, Any]:
+    return {"profile": prof.asdict(), **extra}
+
+
+def vae_training(prof: AbsProfile) -> A.VAETraining:
+    return A.VAETraining(epochs=prof.vae_epochs, batch_rows=prof.vae_batch_rows, lr=prof.vae_lr,
+                         anneal_epochs=prof.vae_anneal_epochs, n_per_class=prof.vae_per_class)
+
+
+def load_vaes(prof: AbsProfile, *, seed: int = 0, device: str = "cpu", retrain: bool = False,
+              progress: bool = False) -> tuple[A.ClassVAEs, list[dict]]:
+    """The ten class-conditional VAEs (trained, or loaded from the store)."""
+    x, y = data.mnist("train")
+    cfg = vae_training(prof)
+    key = {"vae": cfg.__dict__, "latent": A.LATENT}
+
+    def fit(model: A.ClassVAEs, ckpt) -> list[dict]:
+        return A.train_vaes(model, x, y, cfg, seed=seed, device=device, checkpoint=ckpt, progress=progress)
+
+    model, hist = train.cached_model("vaes", key, A.ClassVAEs, fit, notebook=NB, profile=prof.name, seed=seed,
+                                     device=device, retrain=retrain)
+    return model.eval(), hist
+
+
+def load_cnn(kind: str, prof: AbsProfile, *, seed: int = 0, device: str = "cpu", retrain: bool = False,
+             progress: bool = False, init: A.CNN | None = None) -> tuple[A.CNN, list[dict]]:
+    """kind: "cnn" (vanilla), "substitute" (transfer source) or "madry" (L-inf PGD training)."""
+    x, y = data.mnist("train")
+    channels = (32, 32, 64, 10) if kind == "substitute" else (20, 70, 256, 10)
+    if kind == "madry":
+        n, epochs = prof.madry_train, prof.madry_epochs
+        # a different slice of the training set when starting from the CNN (quick): new images
+        start = (prof.cnn_train or 0) if prof.madry_from_cnn and prof.madry_train else 0
+        xs, ys = x[start:start + n] if n else x, y[start:start + n] if n else y
+        key = {"kind": kind, "epochs": epochs, "n": n, "lr": prof.cnn_lr, "steps": prof.madry_pgd_steps,
+               "ramp": prof.madry_ramp, "from_cnn": prof.madry_from_cnn, "cnn_train": prof.cnn_train,
+               "cnn_epochs": prof.cnn_epochs}
+    else:
+        n, epochs = prof.cnn_train, (prof.sub_epochs if kind == "substitute" else prof.cnn_epochs)
+        xs, ys = data.first(x, y, n)
+        key = {"kind": kind, "epochs": epochs, "n": n, "lr": prof.cnn_lr}
+    batch = 128
+
+    def fit(model: A.CNN, ckpt) -> list[dict]:
+        if kind == "madry" and init is not None:
+            model.load_state_dict(init.state_dict())
+        opt = torch.optim.Adam(model.parameters(), lr=prof.cnn_lr)
+        step = None
+        if kind == "madry":
+            iters = epochs * math.ceil(len(xs) / batch)
+            step = A.madry_step(0.3, prof.madry_pgd_steps, int(prof.madry_ramp * iters))
+        return train.fit(model, xs, ys, epochs=epochs, batch_size=batch, seed=seed, optimizer=opt, step=step,
+                         checkpoint=ckpt, device=device, progress=progress, desc=kind)
+
+    model, hist = train.cached_model(f"cnn-{kind}", key, lambda: A.CNN(channels), fit, notebook=NB,
+                                     profile=prof.name, seed=seed, device=device, retrain=retrain)
+    return model.eval(), hist
+
+
+@dataclass
+class Models:
+    """Everything the notebook attacks, by display name, plus the pieces behind them."""
+
+    models: dict[str, torch.nn.Module]
+    vaes: A.ClassVAEs
+    abs: A.ABS
+    substitute: A.CNN
+    histories: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def build_models(prof: AbsProfile, *, seed: int = 0, device: str = "cpu", retrain: bool = False,
+                 progress: bool = False) -> Models:
+    vaes, h_vae = load_vaes(prof, seed=seed, device=device, retrain=retrain, progress=progress)
+    cnn, h_cnn = load_cnn("cnn", prof, seed=seed, device=device, retrain=retrain, progress=progress)
+    sub, h_sub = load_cnn("substitute", prof, seed=seed, device=device, retrain=retrain, progress=progress)
+    madry, h_madry = load_cnn("madry", prof, seed=seed, device=device, retrain=retrain, progress=progress,
+                              init=cnn if prof.madry_from_cnn else None)
+    x, y = data.mnist("train")
+    nn_x, nn_y = data.first(x, y, prof.nn_train)
+    abs_model = A.ABS(vaes.to(device), A.ABSConfig(n_samples=prof.n_samples, steps=prof.abs_steps)).to(device)
+    binary_abs = abs_model.variant(binary=True, gamma=A.GAMMA)
+    models = {
+        "CNN": cnn, "Binary CNN": A.binary_view(cnn), "Nearest neighbour": NearestNeighbour(nn_x, nn_y).to(device),
+        "Madry et al. (ours)": madry, "Binary ABS": binary_abs, "ABS": abs_model,
+    }
+    hist = {"vaes": h_vae, "cnn": h_cnn, "substitute": h_sub, "madry": h_madry}
+    return Models(models, vaes, abs_model, sub, hist)
+
+
+# =============================================================================================
+# Clean accuracy, confidence, lower bound, samples
+# =============================================================================================
+
+def clean_accuracy(m: Models, prof: AbsProfile, *, seed: int = 0, device: str = "cpu",
+                   retrain: bool = False) -> dict[str, Any]:
+    """Accuracy of every model on the first n test images, and ABS's modified-softmax confidence."""
+    xt, yt = data.mnist("test")
+
+    def compute() -> dict[str, Any]:
+        out: dict[str, Any] = {"accuracy": {}, "n": {}}
+        for name, model in m.models.items():
+            n = prof.n_clean if name in ABS_MODELS else prof.n_clean_baselines
+            x, y = data.first(xt, yt, n)
+            bs = 500 if name in ABS_MODELS else 1000
+            scores = train.predict(model, x, batch_size=bs, device=device)
+            out["accuracy"][name] = (scores.argmax(1) == y).float().mean().item()
+            out["n"][name] = len(x)
+            if name == "ABS":
+                p = A.modified_softmax(scores.to(torch.float64), m.abs.config.alpha, m.abs.config.eta)
+                out["abs_confidence"] = p.amax(1).float()
+                out["abs_correct"] = (scores.argmax(1) == y)
+        return out
+
+    return store.cached("clean", _key(prof), compute, notebook=NB, profile=prof.name, seed=seed, device=device,
+                        retrain=retrain)
+
+
+def lower_bounds(m: Models, prof: AbsProfile, *, seed: int = 0, device: str = "cpu",
+                 retrain: bool = False) -> dict[str, Any]:
+    """epsilon*(x) (spec §6) on the first n_bound test images that ABS classifies correctly."""
+    xt, yt = data.mnist("test")
+    x, y = data.first(xt, yt, prof.n_bound)
+
+    def compute() -> dict[str, Any]:
+        eps = torch.cat([A.lower_bound(m.abs, x[i:i + 250].to(device), y[i:i + 250].to(device)).cpu()
+                         for i in range(0, len(x), 250)])
+        return {"epsilon": eps}
+
+    return store.cached("lower-bound", _key(prof), compute, notebook=NB, profile=prof.name, seed=seed,
+                        device=device, retrain=retrain)
+
+
+# =============================================================================================
+# Attacks
+# =============================================================================================
+
+@dataclass(frozen=True)
+class AttackSpec:
+    label: str  # what the tables call it
+    norm: str
+    kind: str  # a robustlib.attacks name, or "latent_descent", "boundary_from", "pointwise_from"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    epsilons: tuple[float, ...] | None = None  # grid for fixed-size attacks
+    start_from: str | None = None  # label of an earlier attack whose adversarials start this one
+
+
+def attack_plan(name: str, prof: AbsProfile) -> list[AttackSpec]:
+    """The attacks run on model ``name`` at this profile (per norm, the minimum is "all")."""
+    is_abs = name in ABS_MODELS
+    l2_grid, linf_grid = (prof.l2_grid_abs, prof.linf_grid_abs) if is_abs else (prof.l2_grid, prof.linf_grid)
+    steps = prof.pgd_steps_abs if is_abs else prof.pgd_steps
+    line = {"grid": prof.line_grid, "bisect": prof.line_bisect}
+    plan = [
+        AttackSpec("PGD (L2)", "l2", "pgd_torch", {"norm": "l2", "steps": steps, "loss": "margin"}, l2_grid),
+        AttackSpec("Gaussian noise", "l2", "gaussian_noise",
+                   {"draws": prof.gaussian_draws_abs if is_abs else prof.gaussian_draws, "max_scale": 32.0, **line}),
+        AttackSpec("Transfer (L2)", "l2", "transfer", {"norm": "l2", "source_eps": 4.0, "steps": 20,
+                                                       "max_scale": 64.0, **line}),
+        AttackSpec("FGSM", "linf", "pgd_torch", {"norm": "linf", "steps": 1, "random_start": False, "loss": "ce"},
+                   linf_grid),
+        AttackSpec("PGD (L∞)", "linf", "pgd_torch", {"norm": "linf", "steps": steps, "loss": "margin"}, linf_grid),
+        AttackSpec("Transfer (L∞)", "linf", "transfer", {"norm": "linf", "source_eps": 0.5, "steps": 20,
+                                                         "max_scale": 2.0, **line}),
+    ]
+    if is_abs:
+        plan.append(AttackSpec("Latent Descent", "l2", "latent_descent",
+                               {"n_coarse": prof.ld_coarse, "n_bisect": prof.ld_bisect}))
+        if prof.boundary_steps_abs > 0:
+            plan.append(AttackSpec("Boundary", "l2", "boundary_from", {"steps": prof.boundary_steps_abs},
+                                   start_from="Latent Descent"))
+    else:
+        plan.append(AttackSpec("Boundary", "l2", "boundary", {"steps": prof.boundary_steps}))
+    if name in prof.l0_models:
+        plan += [AttackSpec("Salt & pepper", "l0", "salt_pepper", {"steps": prof.salt_pepper_steps}),
+                 AttackSpec("Pointwise", "l0", "pointwise_from", start_from="Salt & pepper")]
+    return plan
+
+
+def _verified(model, x, y, adv, norm) -> DistanceResult:
+    """The attacks module's re-check for custom attacks: distance counts only if misclassified
+    and in the box; 0 for clean misclassifications; inf where nothing was found."""
+    with torch.no_grad():
+        clean_wrong = model(x).argmax(1) != y
+        ok = (model(adv).argmax(1) != y) & (adv.flatten(1).amin(1) >= 0) & (adv.flatten(1).amax(1) <= 1)
+    d = torch.full((len(x),), math.inf, dtype=torch.float64)
+    d[ok.cpu()] = distance(adv[ok], x[ok], norm).cpu()
+    d[clean_wrong.cpu()] = 0.0
+    adv = torch.where(ok[:, None, None, None], adv, x)
+    return DistanceResult("custom", norm, d, adv.cpu())
+
+
+def foolbox_from(model, x, y, starts: torch.Tensor, *, kind: str, steps: int = 0) -> torch.Tensor:
+    """foolbox's Boundary (L2) or Pointwise (L0) attack started from given adversarials (Latent
+    Descent's, salt-and-pepper's): a run only has to shrink an existing adversarial, the paper's
+    recipe for Pointwise. Images without a valid start are returned unchanged."""
+    import foolbox as fb
+
+    with torch.no_grad():
+        ok = model(starts).argmax(1) != y
+    out = x.clone()
+    if ok.any():
+        fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=x.device)
+        if kind == "boundary":
+            attack = fb.attacks.BoundaryAttack(steps=steps)
+        else:
+            attack = fb.attacks.PointwiseAttack(l2_binary_search=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            out[ok] = attack.run(fmodel, x[ok], fb.criteria.Misclassification(y[ok]), starting_points=starts[ok])
+    return out
+
+
+def run_attack(model, spec: AttackSpec, x, y, *, substitute=None, device="cpu", seed=0,
+               starts: torch.Tensor | None = None) -> DistanceResult:
+    """One attack's per-image minimal distances on (x, y)."""
+    x, y = x.to(device), y.to(device)
+    if spec.kind in ("latent_descent", "boundary_from", "pointwise_from"):
+        torch.manual_seed(seed)
+        model.eval()
+        if spec.kind == "latent_descent":
+            adv = A.latent_descent(model, x, y, **spec.kwargs)[0]
+        else:
+            adv = foolbox_from(model, x, y, starts.to(device), kind=spec.kind[:-5], **spec.kwargs)
+        res = _verified(model, x, y, adv, spec.norm)
+    else:
+        kw = dict(spec.kwargs)
+        if spec.kind == "transfer":
+            kw["source"] = substitute
+        res = attacks.min_distance(model, x, y, attack=spec.kind, epsilons=spec.epsilons, batch_size=len(x),
+                                   device=device, seed=seed, **kw)
+    res.attack = spec.label
+    return res
+
+
+def attack_results(m: Models, prof: AbsProfile, *, seed: int = 0, device: str = "cpu", retrain: bool = False,
+                   models: tuple[str, ...] = MODELS, progress: bool = True) -> dict[str, dict[str, DistanceResult]]:
+    """results[model][attack label] for every planned attack; one stored artifact per pair.
+
+    Stored: per-image distances, the first ``n_show`` adversarials (figures) and the wall time
+    (``DistanceResult.adversarials`` holds that preview; attacks that start a later one, Latent
+    Descent -> Boundary on ABS and salt-and-pepper -> Pointwise, keep all of them)."""
+    xt, yt = data.mnist("test")
+    x, y = data.first(xt, yt, prof.n_attack)
+    out: dict[str, dict[str, DistanceResult]] = {}
+    for name in models:
+        model = m.models[name]
+        out[name] = {}
+        plan = attack_plan(name, prof)
+        for spec in plan:
+            def compute(spec=spec, model=model, name=name) -> dict[str, Any]:
+                t0 = time.perf_counter()
+                starts = out[name][spec.start_from].adversarials if spec.start_from else None
+                res = run_attack(model, spec, x, y, substitute=m.substitute, device=device, seed=seed, starts=starts)
+                r = {"distances": res.distances, "show": res.adversarials[:prof.n_show].clone(),
+                     "seconds": time.perf_counter() - t0}
+                if any(s.start_from == spec.label for s in plan):  # a later attack starts from these
+                    r["adversarials"] = res.adversarials
+                return r
+
+            r = store.cached(_slug(name, spec.label), _key(prof, model=name, attack=spec.label), compute,
+                             notebook=NB, profile=prof.name, seed=seed, device=device, retrain=retrain)
+            res = DistanceResult(spec.label, spec.norm, r["distances"], r.get("adversarials", r["show"]))
+            res.seconds = r["seconds"]
+            out[name][spec.label] = res
+            if progress:
+                print(f"{name:>20} | {spec.label:<15} median {res.median():.3g}  "
+                      f"acc@{THRESHOLDS[spec.norm]:g} {res.accuracy_at(THRESHOLDS[spec.norm]):.2f}  "
+                      f"({r['seconds']:.1f} s)", flush=True)
+    return out
+
+
+def _slug(model: str, attack: str) -> str:
+    s = f"attack-{model}-{attack}".lower()
+    for a, b in ((" ", "_"), ("(", ""), (")", ""), ("∞", "inf"), ("&", "and"), (".", "")):
+        s = s.replace(a, b)
+    return s
+
+
+def combined(results: dict[str, dict[str, DistanceResult]], n_show: int = 8) -> dict[str, dict[str, DistanceResult]]:
+    """all[model][norm]: per image the smallest adversarial over that norm's attacks; its
+    ``adversarials`` are the first ``n_show`` images' winners (from the stored previews)."""
+    out: dict[str, dict[str, DistanceResult]] = {}
+    for name, per in results.items():
+        out[name] = {}
+        for norm in ("l2", "linf", "l0"):
+            rs = [r for r in per.values() if r.norm == norm]
+            if not rs:
+                continue
+            c = attacks.compound(*[DistanceResult(r.attack, r.norm, r.distances) for r in rs], name=f"all {norm}")
+            by_label = {r.attack: r for r in rs}
+            show = []
+            for i in range(min(n_show, len(c.distances))):
+                src = by_label.get(c.sources[i])
+                show.append(src.adversarials[i] if src is not None and src.adversarials is not None
+                            else torch.full_like(rs[0].adversarials[0], float("nan")))
+            c.adversarials = torch.stack(show) if show else None
+            out[name][norm] = c
+    return out
+
+
+# =============================================================================================
+# Distal adversarials
+# =============================================================================================
+
+def distal_experiment(m: Models, prof: AbsProfile, *, seed: int = 0, device: str = "cpu",
+                      retrain: bool = False) -> dict[str, Any]:
+    """Uniform-noise starts, target class t = i mod 10; ascend log p(t | x) until p >= 0.9.
+    CNN (softmax) vs ABS (modified softmax). Also the confidence on the untouched noise."""
+
+    def compute() -> dict[str, Any]:
+        g = torch.Generator().manual_seed(seed + 17)
+        x0 = torch.rand(prof.distal_starts, 1, 28, 28, generator=g).to(device)
+        target = (torch.arange(prof.distal_starts) % 10).to(device)
+        out: dict[str, Any] = {"noise": x0.cpu(), "target": target.cpu()}
+        for name in ("CNN", "ABS"):
+            pm = A.ProbabilityModel(m.models[name]).eval()
+            with torch.no_grad():
+                noise_conf = pm(x0).exp().amax(1).cpu()
+            xa, p, ok = A.distal(pm, x0, target, steps=prof.distal_steps, lr=prof.distal_lr)
+            out[name] = {"noise_confidence": noise_conf, "images": xa.cpu(), "p_target": p.cpu(),
+                         "success": ok.cpu()}
+        return out
+
+    r = store.cached("distal", _key(prof), compute, notebook=NB, profile=prof.name, seed=seed, device=device,
+                     retrain=retrain)
+    return r
+
+
+# =============================================================================================
+# Headless entry point (GPU machines without papermill)
+# =============================================================================================
+
+def run_all(profile: str = "paper", seed: int = 0, device: str = "auto", retrain: bool = False) -> dict[str, Any]:
+    """Compute every artifact the notebook needs, in the notebook's order."""
+    from .. import profiles
+
+    prof, dev = profiles.setup(NB, profile, seed, device)
+    t0 = time.perf_counter()
+    m = build_models(prof, seed=seed, device=dev, retrain=retrain, progress=True)
+    print(f"models ready: {time.perf_counter() - t0:.0f} s", flush=True)
+    clean = clean_accuracy(m, prof, seed=seed, device=dev, retrain=retrain)
+    print("clean accuracy:", {k: round(v, 4) for k, v in clean["accuracy"].items()},
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    bound = lower_bounds(m, prof, seed=seed, device=dev, retrain=retrain)
+    print(f"lower bound median {bound['epsilon'].median():.3f}: {time.perf_counter() - t0:.0f} s", flush=True)
+    dist = distal_experiment(m, prof, seed=seed, device=dev, retrain=retrain)
+    print(f"distal: {time.perf_counter() - t0:.0f} s", flush=True)
+    res = attack_results(m, prof, seed=seed, device=dev, retrain=retrain)
+    print(f"attacks done: {time.perf_counter() - t0:.0f} s", flush=True)
+    return {"models": m, "clean": clean, "bound": bound, "distal": dist, "attacks": res}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Compute the ABS notebook's artifacts without Jupyter.")
+    p.add_argument("--profile", default="paper", choices=("smoke", "quick", "paper"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--retrain", action="store_true")
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    run_all(args.profile, args.seed, args.device, args.retrain)
+    print(f"abs artifacts at profile={args.profile}: {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
