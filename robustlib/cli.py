@@ -6,6 +6,8 @@
   verify                     check MNIST hashes and data/artifacts/MANIFEST
   manifest                   rebuild data/artifacts/MANIFEST from the files
   bench [NAME ...]           run the benchmarks in bench/ (ratios measured in one run)
+  assignments --out DIR      student/instructor notebooks and grader bundles (--notebook NAME)
+  grade SUBMISSION.ipynb     run a submission at smoke, print per-exercise scores (--json OUT)
 """
 
 from __future__ import annotations
@@ -85,6 +87,38 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _assignments(args: argparse.Namespace) -> int:
+    from . import classroom
+
+    for a, written in classroom.assignments(args.out, args.notebook):
+        auto = [e for e in a.exercises if e.checks]
+        written_only = [e for e in a.exercises if e.kind != "code"]
+        print(f"{a.name}: {len(a.exercises)} exercises ({len(auto)} autograded, {sum(e.points for e in auto)} points; "
+              f"{len(written_only)} with a written answer)")
+        for kind, path in written.items():
+            print(f"  {kind:<10} {path}")
+        for w in a.warnings:
+            print(f"  warning: {w}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    import json
+
+    from . import classroom
+
+    sub = Path(args.submission)
+    bundle = classroom.load_bundle(args.bundle) if args.bundle else None
+    out = Path(args.json) if args.json else sub.with_name(sub.name.removesuffix(".ipynb") + ".grade.json")
+    executed = out.with_name(out.name.removesuffix(".json") + ".ipynb") if args.keep_executed else None
+    report = classroom.grade(sub, bundle=bundle, timeout=args.timeout, executed=executed)
+    print(report.text())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    print(f"scores written to {out}" + (f"; executed notebook: {executed}" if executed else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robustlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -109,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="run benchmarks in bench/")
     be.add_argument("names", nargs="*")
     be.set_defaults(func=_bench)
+
+    a = sub.add_parser("assignments", help="student and instructor notebooks and grader bundles")
+    a.add_argument("--out", required=True, help="folder for student/, instructor/ and grader/")
+    a.add_argument("--notebook", help="name (dam) or path; default: every notebook with exercises")
+    a.set_defaults(func=_assignments)
+
+    g = sub.add_parser("grade", help="grade a submission at the smoke profile")
+    g.add_argument("submission", help="the student's .ipynb")
+    g.add_argument("--json", help="scores as JSON (default SUBMISSION.grade.json)")
+    g.add_argument("--bundle", help="grader bundle from `assignments` (default: built from notebooks/<name>.md)")
+    g.add_argument("--timeout", type=int, default=600, help="seconds per cell before it is interrupted (600)")
+    g.add_argument("--keep-executed", action="store_true", help="also keep the executed notebook beside the JSON")
+    g.set_defaults(func=_grade)
     return p
 
 
