@@ -423,3 +423,33 @@ def test_evaluate_fn_and_pseudo_view():
     with R.gradient_mode(net, "true"):
         assert all(layer.grad_mode == "true" for layer in net.layers)
     assert net.grad_mode == "pseudo"
+
+
+def test_triton_kernels_in_interpreter():
+    """The GPU kernels, run on the CPU by Triton's interpreter (a subprocess: the switch is global)."""
+    pytest.importorskip("triton")
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import torch
+        from robustlib.models import rbfi_kernel as K
+        assert K._triton_self_check(torch.device("cpu"))
+        g = torch.Generator().manual_seed(3)
+        x, w, u = torch.rand(19, 45, generator=g), torch.rand(18, 45, generator=g), torch.rand(18, 45, generator=g) * 3
+        gz = torch.randn(19, 18, generator=g)
+        for mode in ("pseudo", "true"):
+            res = []
+            for backend in ("triton", "naive"):
+                xr, wr, ur = (t.clone().requires_grad_(True) for t in (x, w, u))
+                z = K.scaled_linf(xr, wr, ur, mode, backend)
+                (z * gz).sum().backward()
+                res.append((z.detach(), xr.grad, wr.grad, ur.grad))
+            for a, b in zip(*res):
+                assert (a - b).abs().max() <= 1e-5 * b.abs().max(), mode
+        print("ok")
+    """)
+    env = {**__import__("os").environ, "TRITON_INTERPRET": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]

@@ -180,6 +180,11 @@ def cached_attack(ctx: Ctx, label: str, model, attack: str, *, n: int | None, ep
     return ctx.cached(name, extra, compute)["success"].bool()
 
 
+def tag(value: float) -> str:
+    """A number for an artifact name (the store's names may not contain '.' or '+')."""
+    return f"{value:g}".replace(".", "p").replace("+", "")
+
+
 def acc_curve(success: torch.Tensor) -> list[float]:
     return (1 - success.float().mean(1)).tolist()
 
@@ -205,20 +210,16 @@ def table1_fig2(ctx: Ctx) -> dict[str, Any]:
     p = ctx.prof
     out: dict[str, Any] = {}
     for kind, spec in main_specs(p).items():
-        per_run = []
-        for run in range(runs_of(p, kind)):
-            def evaluate(model, run=run):
+        model0, hist0 = ctx.model(spec, 0)  # weights kept: later cells attack run 0
+        per_run = [{"history": hist0, "clean": ctx.accuracy(model0),
+                    **{a: acc_curve(cached_attack(ctx, spec.label, model0, a, n=p.n_attack, epsilons=p.eps_grid))
+                       for a in ("fgsm", "ifgsm", "noise")}}]
+        for run in range(1, runs_of(p, kind)):
+            def evaluate(model):
                 return {"clean": ctx.accuracy(model),
                         **{a: acc_curve(attack_success(ctx, model, a, n=p.n_attack, epsilons=p.eps_grid))
                            for a in ("fgsm", "ifgsm", "noise")}}
-            if run == 0:  # weights kept: later cells attack run 0
-                model, hist = ctx.model(spec, 0)
-                r = ctx.cached(f"{spec.label}-run0-eval", {"spec": asdict(spec)}, lambda model=model, hist=hist: {
-                    "history": hist, **evaluate(model)})
-            else:
-                r = ctx.metrics(spec, run, evaluate, what="table1")
-            per_run.append(r)
-        model0, _ = ctx.model(spec, 0)
+            per_run.append(ctx.metrics(spec, run, evaluate, what="table1"))
         pgd = cached_attack(ctx, spec.label, model0, "pgd", n=p.n_pgd, epsilons=p.pgd_eps)
         out[kind] = {"runs": per_run, "pgd": acc_curve(pgd)}
     return out
@@ -232,31 +233,33 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 # --- beyond the paper: masking checks -----------------------------------------------------------
 
 def beyond(ctx: Ctx) -> dict[str, Any]:
-    """RBFI run 0 under attacks that do not trust its true gradient, and the PGD variants on ReLU."""
+    """RBFI run 0 under attacks that do not trust its true gradient, and the PGD variants on ReLU.
+
+    FGSM-type attacks and noise run on ``n_attack`` images over ``eps_grid``; every PGD variant on
+    ``n_pgd`` images over ``pgd_eps``; Boundary on ``n_boundary``; results are reported at pgd_eps."""
     p = ctx.prof
     specs = main_specs(p)
     rbfi, _ = ctx.model(specs["rbfi"], 0)
     relu, _ = ctx.model(specs["relu"], 0)
-    eps = p.beyond_eps
+    eps = list(p.pgd_eps)
+    pick = [list(p.eps_grid).index(e) for e in eps]
     res: dict[str, dict[str, list[float]]] = {"rbfi": {}, "relu": {}}
     succ: dict[str, torch.Tensor] = {}
-    plan = [("fgsm", "true"), ("fgsm", "pseudo"), ("ifgsm", "true"), ("ifgsm", "pseudo"), ("pgd", "true"),
-            ("pgd", "pseudo"), ("pgd_buggy", "true"), ("pgd_sign", "true"), ("pgd_sign", "pseudo"),
-            ("pgd_margin", "pseudo"), ("noise", "true")]
-    for attack, grad in plan:
-        n = p.n_beyond if attack in ("fgsm", "ifgsm", "noise") else min(p.n_beyond, p.n_pgd)
-        s = cached_attack(ctx, "rbfi", rbfi, attack, n=n, epsilons=eps, grad=grad)
+    for attack, grad in [("fgsm", "true"), ("fgsm", "pseudo"), ("ifgsm", "true"), ("ifgsm", "pseudo"),
+                         ("noise", "true")]:
+        s = cached_attack(ctx, "rbfi", rbfi, attack, n=p.n_attack, epsilons=p.eps_grid, grad=grad)[pick]
         succ[f"{attack}/{grad}"] = s
-        res["rbfi"][f"{attack}/{grad}"] = acc_curve(s)
-    s = cached_attack(ctx, "rbfi", rbfi, "boundary", n=p.n_boundary, epsilons=eps)
-    succ["boundary"] = s
-    res["rbfi"]["boundary"] = acc_curve(s)
-    s = cached_attack(ctx, "rbfi", rbfi, "transfer", n=p.n_beyond, epsilons=eps, source=relu, source_label="relu-run0")
-    succ["transfer"] = s
-    res["rbfi"]["transfer"] = acc_curve(s)
+    for attack, grad in [("pgd", "true"), ("pgd", "pseudo"), ("pgd_buggy", "true"), ("pgd_sign", "true"),
+                         ("pgd_sign", "pseudo"), ("pgd_margin", "pseudo")]:
+        succ[f"{attack}/{grad}"] = cached_attack(ctx, "rbfi", rbfi, attack, n=p.n_pgd, epsilons=eps, grad=grad)
+    succ["boundary"] = cached_attack(ctx, "rbfi", rbfi, "boundary", n=p.n_boundary, epsilons=eps)
+    succ["transfer"] = cached_attack(ctx, "rbfi", rbfi, "transfer", n=p.n_pgd, epsilons=eps, source=relu,
+                                     source_label="relu-run0")
+    res["rbfi"] = {k: acc_curve(s) for k, s in succ.items()}
     for attack in ("pgd", "pgd_buggy", "pgd_sign"):
-        res["relu"][attack] = acc_curve(cached_attack(ctx, "relu", relu, attack, n=min(p.n_beyond, p.n_pgd), epsilons=eps))
+        res["relu"][attack] = acc_curve(cached_attack(ctx, "relu", relu, attack, n=p.n_pgd, epsilons=eps))
     # strongest per eps: an image counts as broken at eps if any attack broke it at any eps' <= eps
+    # (on the images every attack saw)
     n_common = min(s.shape[1] for s in succ.values())
     union = torch.zeros(len(eps), n_common, dtype=torch.bool)
     for s in succ.values():
@@ -274,7 +277,7 @@ def beyond(ctx: Ctx) -> dict[str, Any]:
 def gradient_support(ctx: Ctx, model: torch.nn.Module, n: int = 100) -> dict[str, float]:
     """Mean number of pixels with a non-zero loss gradient, true vs pseudo: sign(0) = 0, so FGSM
     with the true gradient moves only these pixels."""
-    x, y = data.first(*data.mnist("test"), min(n, ctx.prof.n_beyond))
+    x, y = data.first(*data.mnist("test"), min(n, ctx.prof.n_attack or n))
     out = {}
     for mode in ("true", "pseudo"):
         g = A._grad(R.WithGradMode(model, mode).to(ctx.device).eval(), x.to(ctx.device), y.to(ctx.device),
@@ -297,15 +300,12 @@ def fig3_specs(p: profiles.RbfiProfile) -> dict[str, NetSpec]:
 def fig3(ctx: Ctx) -> dict[str, Any]:
     p = ctx.prof
     out: dict[str, Any] = {}
-    nets = {name: ctx.model(spec, 0)[0] for name, spec in fig3_specs(p).items()}
-    nets["RBFI"] = ctx.model(main_specs(p)["rbfi"], 0)[0]
-    labels = {name: (spec.label if name != "RBFI" else "rbfi") for name, spec in
-              {**fig3_specs(p), "RBFI": main_specs(p)["rbfi"]}.items()}
-    for name, model in nets.items():
-        out[name] = {a: acc_curve(cached_attack(ctx, labels[name] + "-run0", model, a, n=p.n_fig3, epsilons=p.eps_grid))
+    nets = {name: (spec.label + "-run0", ctx.model(spec, 0)[0]) for name, spec in fig3_specs(p).items()}
+    nets["RBFI"] = ("rbfi", ctx.model(main_specs(p)["rbfi"], 0)[0])  # same results as Table 1 / Fig. 2
+    for name, (label, model) in nets.items():
+        out[name] = {a: acc_curve(cached_attack(ctx, label, model, a, n=p.n_attack, epsilons=p.eps_grid))
                      for a in ("fgsm", "ifgsm", "noise")}
-        out[name]["pgd"] = acc_curve(cached_attack(ctx, labels[name] + "-run0", model, "pgd", n=p.n_pgd,
-                                                   epsilons=p.pgd_eps))
+        out[name]["pgd"] = acc_curve(cached_attack(ctx, label, model, "pgd", n=p.n_pgd, epsilons=p.pgd_eps))
         out[name]["clean"] = ctx.accuracy(model)
     return out
 
@@ -357,13 +357,13 @@ def fig4(ctx: Ctx) -> dict[str, Any]:
     p = ctx.prof
     out = {}
     for lam in p.relu_lambdas:
-        spec = NetSpec(f"relu-reg{lam:g}", "relu", p.hidden, n_train=p.n_train,
+        spec = NetSpec(f"relu-reg{tag(lam)}", "relu", p.hidden, n_train=p.n_train,
                        train=R.TrainConfig(epochs=p.epochs, reg_lambda=lam))
 
         def evaluate(model):
             r = {"clean": ctx.accuracy(model), "bound": R.sensitivity_bound(model).item()}
             for a in ("fgsm", "ifgsm"):
-                r[a] = acc_curve(attack_success(ctx, model, a, n=p.n_reg_attack, epsilons=p.eps_grid))
+                r[a] = acc_curve(attack_success(ctx, model, a, n=p.n_attack, epsilons=p.eps_grid))
             r["pgd"] = acc_curve(attack_success(ctx, model, "pgd", n=p.n_pgd, epsilons=p.pgd_eps))
             return r
 
@@ -373,24 +373,24 @@ def fig4(ctx: Ctx) -> dict[str, Any]:
 
 def fig5(ctx: Ctx) -> dict[str, Any]:
     """RBFI with u <= 10, lambda = 0 and lambda > 0, vs the main u <= 3 network (run 0), under
-    the paper's PGD (true gradients, float64: e^{-z} underflows in float32 once z > 88) and
-    under PGD through the pseudogradient."""
+    the paper's PGD with true gradients (in float64: e^{-z} underflows in float32 once z > 88, and
+    z reaches 100 with u <= 10) and through the pseudogradient, on ``n_fig5`` images."""
     p = ctx.prof
     base = main_specs(p)["rbfi"]
     out: dict[str, Any] = {}
     rbfi3, _ = ctx.model(base, 0)
     out["u<=3"] = {"clean": ctx.accuracy(rbfi3), "bound": R.sensitivity_bound(rbfi3).item(),
-                   "pgd": acc_curve(cached_attack(ctx, "rbfi", rbfi3, "pgd", n=p.n_pgd, epsilons=p.pgd_eps)),
-                   "pgd_pseudo": acc_curve(cached_attack(ctx, "rbfi", rbfi3, "pgd", n=p.n_pgd, epsilons=p.pgd_eps,
-                                                         grad="pseudo"))}
+                   **{key: acc_curve(cached_attack(ctx, "rbfi", rbfi3, "pgd", n=p.n_fig5, epsilons=p.pgd_eps, grad=g))
+                      for key, g in (("pgd", "true"), ("pgd_pseudo", "pseudo"))}}
     for lam in (0.0, p.rbfi_lambda):
-        spec = replace(base, label=f"rbfi-u10-reg{lam:g}", u_max=10.0, train=replace(base.train, reg_lambda=lam))
+        spec = replace(base, label=f"rbfi-u10-reg{tag(lam)}", u_max=10.0, train=replace(base.train, reg_lambda=lam))
 
         def evaluate(model):
-            return {"clean": ctx.accuracy(model), "bound": R.sensitivity_bound(model).item(),
-                    "pgd": acc_curve(attack_success(ctx, model, "pgd", n=p.n_pgd, epsilons=p.pgd_eps, float64=True)),
-                    "pgd_pseudo": acc_curve(attack_success(ctx, model, "pgd", n=p.n_pgd, epsilons=p.pgd_eps,
-                                                           grad="pseudo", float64=True))}
+            r = {"clean": ctx.accuracy(model), "bound": R.sensitivity_bound(model).item(),
+                 "pgd_pseudo": acc_curve(attack_success(ctx, model, "pgd", n=p.n_fig5, epsilons=p.pgd_eps,
+                                                        grad="pseudo"))}
+            r["pgd"] = acc_curve(attack_success(ctx, model, "pgd", n=p.n_fig5, epsilons=p.pgd_eps, float64=True))
+            return r
 
         out[f"u<=10, lambda={lam:g}"] = ctx.metrics(spec, 0, evaluate, "fig5")
     return out
@@ -417,7 +417,7 @@ def deep(ctx: Ctx) -> dict[str, Any]:
     hidden = (p.deep_width,) * p.deep_depth
     out = {}
     for kind in ("relu", "sigmoid", "rbfi"):
-        spec = NetSpec(f"deep-{kind}", kind, hidden, n_train=p.n_train, train=R.TrainConfig(epochs=p.deep_epochs))
+        spec = NetSpec(f"deep-{kind}", kind, hidden, n_train=p.deep_n_train, train=R.TrainConfig(epochs=p.deep_epochs))
         r = ctx.metrics(spec, 0, lambda m: {"clean": ctx.accuracy(m)}, "deep")
         out[kind] = {"clean": r["clean"], "curve": [h["eval_acc"] for h in r["history"]]}
     return out

@@ -16,9 +16,12 @@ Backends (``scaled_linf(..., backend=...)``):
              called through ``ctypes`` from a thread pool (ctypes releases the GIL; each thread owns
              a block of output units, so results are deterministic). CPU, float32/float64.
 ``chunked``  plain PyTorch on slices of the batch sized to bound memory: any device, no compiler.
+``triton``   fused Triton kernels (``rbfi_triton``) for CUDA float32, used only after a self-check
+             against ``chunked`` on the device.
 ``naive``    the broadcast version through the autograd Functions ``SharedFeedbackMax`` /
              ``torch.max`` (the reference code's way); kept for tests and the benchmark.
-``auto``     ``kernel`` on the CPU when the compiler is there, else ``chunked``.
+``auto``     ``kernel`` on the CPU when the compiler is there, ``triton`` on a GPU when its
+             self-check passes, else ``chunked``.
 
 The true-gradient backward needs only the argmax per (b, j): it is a gather/scatter in PyTorch for
 every backend. ``literal_scaled_linf`` is a per-unit Python loop used by the tests as ground truth.
@@ -40,7 +43,7 @@ from pathlib import Path
 import torch
 
 MODES = ("pseudo", "true")
-BACKENDS = ("auto", "kernel", "chunked", "naive")
+BACKENDS = ("auto", "kernel", "triton", "chunked", "naive")
 
 # --- the C++ kernel ------------------------------------------------------------------------------
 
@@ -427,6 +430,50 @@ def _kernel_backward(x, w, u, z, gz, need_x: bool, need_p: bool):
     return gx, gw, gu
 
 
+# --- the Triton backend (GPU) ----------------------------------------------------------------------
+
+_triton_checked: dict[str, bool] = {}
+
+
+def _triton_usable(x: torch.Tensor) -> bool:
+    """CUDA float32 (or any float32 under TRITON_INTERPRET=1, for the tests), after a self-check."""
+    if x.dtype != torch.float32 or os.environ.get("ROBUSTLIB_RBFI_BACKEND", "") == "chunked":
+        return False
+    interpret = os.environ.get("TRITON_INTERPRET", "0") == "1"
+    if x.device.type != "cuda" and not interpret:
+        return False
+    key = str(x.device)
+    if key not in _triton_checked:
+        _triton_checked[key] = _triton_self_check(x.device)
+    return _triton_checked[key]
+
+
+def _triton_self_check(device: torch.device) -> bool:
+    """Compare the Triton kernels with the chunked version on random data (ties included)."""
+    import warnings
+
+    try:
+        from . import rbfi_triton as T
+
+        g = torch.Generator().manual_seed(0)
+        x, w, u = torch.rand(37, 70, generator=g), torch.rand(21, 70, generator=g), torch.rand(21, 70, generator=g) * 3
+        x[0, :9], w[0, :9], u[0, :9] = 0.0, 1.0, 3.0  # ties at s = 9
+        gz = torch.randn(37, 21, generator=g)
+        x, w, u, gz = (t.to(device) for t in (x, w, u, gz))
+        z, arg = T.forward(x, w, u, True)
+        zr, ar = _chunked_forward(x, w, u, True)
+        ok = torch.allclose(z, zr, rtol=1e-6, atol=0) and torch.equal(arg, ar)
+        got = T.backward(x, w, u, zr, gz, True, True)
+        ref = _chunked_backward(x, w, u, zr, gz, True, True)
+        ok &= all(((a - b).abs().max() <= 1e-4 * b.abs().max()).item() for a, b in zip(got, ref))
+        if not ok:
+            warnings.warn("RBFI Triton kernels disagree with the PyTorch version on this device; using 'chunked'")
+        return bool(ok)
+    except Exception as err:  # no Triton, no compiler, unsupported GPU...: the chunked path always works
+        warnings.warn(f"RBFI Triton kernels unavailable ({type(err).__name__}: {err}); using 'chunked'")
+        return False
+
+
 # --- the chunked PyTorch backend (any device) ------------------------------------------------------
 
 def _chunk_rows(B: int, m: int, n: int, device: torch.device) -> int:
@@ -491,16 +538,24 @@ def _true_backward(x, w, u, arg, gz, need_x: bool, need_p: bool):
 
 # --- the autograd Functions ------------------------------------------------------------------------
 
+def _impl(name: str):
+    if name == "kernel":
+        return _kernel_forward, _kernel_backward
+    if name == "triton":
+        from . import rbfi_triton as T
+
+        return T.forward, T.backward
+    return _chunked_forward, _chunked_backward
+
+
 class ScaledLinf(torch.autograd.Function):
     """z = max_i (u (x - w))_i^2 for every (batch row, unit) pair; backward per ``mode``."""
 
     @staticmethod
     def forward(ctx, x, w, u, mode: str, backend: str):
-        use_kernel = backend == "kernel"
-        want_arg = mode == "true"
         x, w, u = x.contiguous(), w.contiguous(), u.contiguous()
-        z, arg = (_kernel_forward if use_kernel else _chunked_forward)(x, w, u, want_arg)
-        ctx.mode, ctx.use_kernel = mode, use_kernel
+        z, arg = _impl(backend)[0](x, w, u, mode == "true")
+        ctx.mode, ctx.backend = mode, backend
         ctx.save_for_backward(x, w, u, z, arg if arg is not None else z.new_empty(0))
         return z
 
@@ -514,10 +569,8 @@ class ScaledLinf(torch.autograd.Function):
         gz = gz.contiguous()
         if ctx.mode == "true":
             gx, gw, gu = _true_backward(x, w, u, arg, gz, need_x, need_p)
-        elif ctx.use_kernel:
-            gx, gw, gu = _kernel_backward(x, w, u, z, gz, need_x, need_p)
         else:
-            gx, gw, gu = _chunked_backward(x, w, u, z, gz, need_x, need_p)
+            gx, gw, gu = _impl(ctx.backend)[1](x, w, u, z, gz, need_x, need_p)
         return (gx if need_x else None, gw if ctx.needs_input_grad[1] else None,
                 gu if ctx.needs_input_grad[2] else None, None, None)
 
@@ -572,11 +625,15 @@ def scaled_linf(x: torch.Tensor, w: torch.Tensor, u: torch.Tensor, mode: str = "
     _check(x, w, u, mode, backend)
     if backend == "naive":
         return naive_scaled_linf(x, w, u, mode)
+    same = all(t.dtype == x.dtype and t.device == x.device for t in (w, u))
     if backend == "auto":
-        backend = "kernel" if _kernel_ok(x, w, u) else "chunked"
-    elif backend == "kernel" and not _kernel_ok(x, w, u):
+        backend = ("kernel" if same and _kernel_ok(x, w, u)
+                   else "triton" if same and x.device.type == "cuda" and _triton_usable(x) else "chunked")
+    elif backend == "kernel" and not (same and _kernel_ok(x, w, u)):
         raise ValueError(f"backend 'kernel' needs CPU float32/float64 tensors and a C++ compiler "
                          f"({_lib_error or 'dtype/device mismatch'}); use 'auto' or 'chunked'")
+    elif backend == "triton" and not (same and _triton_usable(x)):
+        raise ValueError("backend 'triton' needs CUDA float32 tensors and working Triton kernels; use 'auto' or 'chunked'")
     return ScaledLinf.apply(x, w, u, mode, backend)
 
 
