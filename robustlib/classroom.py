@@ -407,6 +407,12 @@ def export(source: str | Path, name: str | None = None) -> Assignment:
             problems.append(f"a code cell in the solution of {in_solution!r} is not tagged solution")
             continue
         meta = {"tags": tags} if tags else {}
+        uses = _used_names(cell.source)
+        for ex in exercises.values():
+            clash = [n for n in ex.answer_names if n in uses and n not in _defined_names(cell.source)]
+            if clash:
+                warnings.append(f"a cell after {ex.label} uses the answer {clash}: in the student edition it "
+                                "fails until the exercise is solved")
         student.add(nbformat.v4.new_code_cell(cell.source, metadata={**meta, META: {"role": "source"}}))
         instructor.add(nbformat.v4.new_code_cell(cell.source, metadata={**meta, META: {"role": "source"}}))
     if in_solution:
