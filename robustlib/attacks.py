@@ -21,7 +21,9 @@ ifgsm              linf   eps       ours: ``steps`` signed steps of eps/steps (K
 pgd_torch          linf/  eps       ours: PGD with any loss ("ce" or "margin"), per-image eps,
                    l2                 gradients optionally from a surrogate (``grad_model``); success
                                       if any iterate is adversarial (the correct fallback PGD)
-boundary           l2     minimal   foolbox BoundaryAttack (decision-based)
+boundary           l2     minimal   foolbox BoundaryAttack (decision-based; slow to converge: it
+                                      needs thousands of steps on MNIST)
+hsja               l2     minimal   foolbox HopSkipJumpAttack (decision-based, query-efficient)
 pointwise          l0     minimal   foolbox PointwiseAttack (decision-based)
 salt_pepper        l0     minimal   foolbox SaltAndPepperNoiseAttack
 gaussian_noise     l2     minimal   ours: line search along ``draws`` Gaussian directions
@@ -261,18 +263,19 @@ def _fb_fixed(make: Callable[..., Any]) -> Callable[..., torch.Tensor]:
 
 
 def _starting_points(model, x, y) -> tuple[torch.Tensor, torch.Tensor]:
-    """Adversarial starting points for decision-based attacks: our Gaussian-noise line search
-    (batched, fast), then foolbox's blended uniform noise for the images it misses."""
-    import foolbox as fb
-
-    start = gaussian_noise(model, x, y, draws=3)
+    """Adversarial starting points for decision-based attacks: our Gaussian-noise line search,
+    then, for images noise cannot flip, the nearest other image of the batch that the model
+    assigns to another class (the usual start of decision-based attacks)."""
+    start = gaussian_noise(model, x, y, draws=2)
     found = _fooled(model, start, y)
     if not found.all():
-        miss = ~found
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            start[miss] = fb.attacks.LinearSearchBlendedUniformNoiseAttack().run(
-                _fmodel(model, x[miss]), x[miss], fb.criteria.Misclassification(y[miss]))
+        with torch.no_grad():
+            pred = model(x).argmax(1)
+        d = torch.cdist(x.flatten(1), x.flatten(1))  # (N, N)
+        d[pred[None, :] == y[:, None]] = math.inf  # candidates must be classified as another class
+        nearest = d.argmin(1)
+        usable = ~found & torch.isfinite(d.min(1).values)
+        start[usable] = x[nearest[usable]]
         found = _fooled(model, start, y)
     # Walk each start back toward its image: bisection on the blend x + t (start - x), t in [0, 1],
     # so the attack begins next to the decision boundary rather than deep in noise.
@@ -335,6 +338,11 @@ def _make_boundary(*, steps: int = 1000, spherical_step: float = 0.01, source_st
     return fb.attacks.BoundaryAttack(steps=steps, spherical_step=spherical_step, source_step=source_step)
 
 
+def _make_hsja(*, steps: int = 32, initial_gradient_eval_steps: int = 100, **_: Any):
+    import foolbox as fb
+    return fb.attacks.HopSkipJumpAttack(steps=steps, initial_gradient_eval_steps=initial_gradient_eval_steps)
+
+
 def _make_pointwise(**_: Any):
     import foolbox as fb
     return fb.attacks.PointwiseAttack(l2_binary_search=False)
@@ -365,6 +373,7 @@ ATTACKS: dict[str, AttackInfo] = {
         AttackInfo("ifgsm", "linf", False, ifgsm),
         AttackInfo("pgd_torch", "any", False, pgd_torch),
         AttackInfo("boundary", "l2", True, _fb_minimal(_make_boundary, needs_start=True)),
+        AttackInfo("hsja", "l2", True, _fb_minimal(_make_hsja, needs_start=True)),
         AttackInfo("pointwise", "l0", True, _fb_minimal(_make_pointwise, needs_start=True)),
         AttackInfo("salt_pepper", "l0", True, _fb_minimal(_make_salt_pepper)),
         AttackInfo("gaussian_noise", "l2", True, gaussian_noise),

@@ -151,7 +151,8 @@ def build(profile: str, *, html_dir: Path | None = None, strict: bool = True) ->
     """Render the staged book with Jupyter Book into ``html_dir`` (default ``_build/html``)."""
     st = stage(profile)
     out = paths.build_dir() / "jb" / profile
-    cmd = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(st), "--path-output", str(out)]
+    jb = Path(sys.executable).with_name("jupyter-book")  # the venv's console script
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(st), "--path-output", str(out)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     print(" ".join(cmd), flush=True)

@@ -71,13 +71,14 @@ class BaselinesProfile(Profile):
     nn_train: int | None = None  # training images the nearest-neighbour classifier searches
     n_clean: int | None = None  # test images for clean accuracy (None: all 10,000)
     n_attack: int = 200  # test images attacked (the first n of the test set)
-    linf_grid: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(11))  # 0 ... 0.5
+    linf_grid: tuple[float, ...] = tuple(round(0.025 * i, 3) for i in range(21))  # 0 ... 0.5
     l2_grid: tuple[float, ...] = tuple(round(0.25 * i, 2) for i in range(21))  # 0 ... 5
     pgd_steps: int = 40
     pgd_restarts: int = 1
     ifgsm_steps: int = 10
     noise_repeats: int = 20  # uniform-noise draws per image and epsilon
     boundary_steps: int = 1000
+    hsja_steps: int = 0  # HopSkipJump (decision-based) iterations; 0 = not run (too slow at quick)
     gaussian_draws: int = 20  # Gaussian-noise line-search directions per image
 
 
@@ -87,10 +88,10 @@ register("baselines", {
         n_clean=500, n_attack=16, linf_grid=(0.0, 0.1, 0.3, 0.5), l2_grid=(0.0, 1.0, 1.5, 3.0),
         pgd_steps=5, ifgsm_steps=3, noise_repeats=2, boundary_steps=20, gaussian_draws=2,
     ),
-    "quick": BaselinesProfile("quick", "baselines", nn_train=20000),
+    "quick": BaselinesProfile("quick", "baselines", nn_train=10000, boundary_steps=2000),
     "paper": BaselinesProfile(
         "paper", "baselines", mlp_epochs=20, lenet_epochs=10, n_attack=1000,
-        pgd_steps=100, pgd_restarts=5, boundary_steps=5000, gaussian_draws=100,
+        pgd_steps=100, pgd_restarts=5, boundary_steps=5000, hsja_steps=32, gaussian_draws=100,
     ),
 })
 
@@ -206,7 +207,7 @@ class DamProfile(Profile):
     n_values: tuple[int, ...] = (2, 3, 20, 30)
     K: int = 2000  # memories
     ms: tuple[int, ...] = (30, 30, 30, 30)  # power of the objective per n
-    temperatures: tuple[float, ...] = (150.0, 150.0, 300.0, 350.0)  # T per n when not tuned in the run
+    temperatures: tuple[float, ...] = (75.0, 75.0, 300.0, 350.0)  # T per n when not tuned in the run
     temperature_ramp: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # T_in / T (1: no ramp)
     # initial weights N(mean, 0.3): Krotov's -0.3 for n = 20, 30; 0 for n = 2, 3 (validation-selected:
     # with -0.3 every memory is active for every image and n = 2, 3 start in a linear regime)
@@ -222,8 +223,8 @@ class DamProfile(Profile):
     # temperature selection on a validation split held out of the training set
     tune_epochs: int = 0  # > 0: run the sweep inside this profile and train with the best T per n
     tune_epochs_offline: int = 5  # the sweep behind ``temperatures`` (``--tune``), when tune_epochs == 0
-    tune_grid: tuple[tuple[float, ...], ...] = ((75.0, 150.0, 300.0), (75.0, 150.0, 300.0), (300.0, 400.0, 540.0),
-                                                (250.0, 350.0, 500.0))
+    tune_grid: tuple[tuple[float, ...], ...] = ((40.0, 75.0, 150.0, 300.0), (40.0, 75.0, 150.0, 300.0),
+                                                (300.0, 400.0, 540.0), (250.0, 350.0, 500.0))
     n_val: int = 10000
     # the ReLU MLP of the baselines chapter (extra row/column of both transfer tables)
     mlp_epochs: int = 3
@@ -262,7 +263,7 @@ class DamProfile(Profile):
 
 register("dam", {
     "smoke": DamProfile(
-        "smoke", "dam", n_values=(2, 20), K=16, ms=(30, 30), temperatures=(150.0, 300.0),
+        "smoke", "dam", n_values=(2, 20), K=16, ms=(30, 30), temperatures=(75.0, 300.0),
         temperature_ramp=(1.0, 1.0), init_means=(0.0, -0.3), epochs=1, n_train=1000, n_eval_during_training=200,
         tune_grid=((300.0,), (300.0,)), tune_epochs_offline=1, n_val=500,
         mlp_epochs=1, n_clean=500, confidence_edges=(0.1, 0.5, 1.0), min_bin_count=1,
@@ -279,8 +280,8 @@ register("dam", {
     ),
     "paper": DamProfile(
         "paper", "dam", tune_epochs=15,
-        tune_grid=((300.0, 600.0, 1200.0), (200.0, 400.0, 800.0), (300.0, 400.0, 540.0),
-                   (350.0, 450.0, 600.0)),
+        tune_grid=((150.0, 300.0, 600.0), (100.0, 200.0, 400.0), (300.0, 400.0, 540.0),
+                   (300.0, 400.0, 540.0)),
     ),
 })
 
