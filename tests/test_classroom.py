@@ -1,8 +1,11 @@
 """The classroom edition: exporter (student / instructor / grader bundle) and the grader.
 
 Most tests grade a tiny synthetic MyST notebook that follows the exercise convention (each grading
-run starts one kernel: a few seconds). Two tests grade the real baselines editions at smoke, the
-only way to show that its checks fail on the student stub and pass with the solutions.
+run starts one kernel: a few seconds). Two tests (marked ``notebook``) grade the real baselines
+editions at smoke: the only way to show that a real chapter's checks fail on the student stubs and
+pass through the grader with the solutions. Every other chapter's checks run with their solutions in
+tests/test_notebooks.py, and the export test below shows that its instructor edition holds exactly
+the source's code cells.
 """
 
 from __future__ import annotations
@@ -391,14 +394,11 @@ def test_cli_assignments_writes_three_files_per_notebook(tmp_path):
 
 @pytest.fixture(scope="module")
 def baselines(tmp_path_factory):
-    """Baselines editions graded in a private artifact store: the first run computes the smoke
-    results (about a minute), the second reuses them."""
-    d = tmp_path_factory.mktemp("baselines")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ROBUSTLIB_ARTIFACTS", str(d / "artifacts"))
-        mp.setenv("ROBUSTLIB_CHECKPOINTS", str(d / "checkpoints"))
-        [(a, written)] = classroom.assignments(d / "out", "baselines")
-        yield a, written
+    """The baselines editions. Like the notebook tests, grading uses the real store's git-ignored
+    smoke folder: the first run computes what is missing there (about a minute on 2 idle cores),
+    the second only loads it."""
+    [(a, written)] = classroom.assignments(tmp_path_factory.mktemp("baselines"), "baselines")
+    return a, written
 
 
 @pytest.mark.notebook
