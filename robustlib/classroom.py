@@ -306,11 +306,18 @@ def export(source: str | Path, name: str | None = None) -> Assignment:
     in_solution: str | None = None
     answer_text_given: set[str] = set()
 
-    # first pass: exercises and their checks (points appear in the rendered task)
+    # first pass: exercises, their checks and written solutions (the rendered task says both)
+    solution_of: str | None = None
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             for kind, seg in _segments(cell.source):
-                if kind == "exercise":
+                if kind == "solution-start":
+                    solution_of = seg["arg"]
+                elif kind == "solution-end":
+                    solution_of = None
+                elif kind == "text" and solution_of in exercises and seg.strip():
+                    exercises[solution_of].solution_text += seg + "\n"
+                elif kind == "exercise":
                     label = seg["options"].get("label", "")
                     if not label:
                         problems.append(f"exercise {seg['arg']!r} has no :label:")
@@ -350,7 +357,6 @@ def export(source: str | Path, name: str | None = None) -> Assignment:
                     if in_solution:
                         if not seg.strip():
                             continue
-                        exercises[in_solution].solution_text += seg + "\n"
                         instructor.markdown(seg, role="solution", exercise=in_solution)
                         if in_solution not in answer_text_given:
                             answer_text_given.add(in_solution)
@@ -718,7 +724,11 @@ def _bundle_for(name: str) -> dict[str, Any]:
     """The bundle of the book's current notebook ``name`` (ValueError naming the valid ones)."""
     from . import notebooks
 
-    return export(notebooks.notebook_path(name)).bundle()
+    try:
+        source = notebooks.notebook_path(name)
+    except ValueError as err:
+        raise ValueError(f"{err} (the submission does not say which notebook it is from: pass --bundle)") from None
+    return export(source).bundle()
 
 
 __all__ = ["Assignment", "Check", "ConventionError", "Exercise", "ExerciseScore", "GradeReport", "assignments",

@@ -273,6 +273,19 @@ def test_a_check_that_cannot_fail_on_the_stub_is_rejected(tmp_path):
         classroom.export(tmp_path / "tiny.md")
 
 
+def test_an_exercise_with_code_and_a_written_part(tmp_path):
+    src = TINY.replace("```{solution-start} tiny-ex-squares\n:class: dropdown\n```\n",
+                       "```{solution-start} tiny-ex-squares\n:class: dropdown\n```\n\nSquares add up.\n")
+    (tmp_path / "tiny.md").write_text(src)
+    a = classroom.export(tmp_path / "tiny.md")
+    assert a.exercises[0].kind == "code+text" and a.exercises[0].points == 2
+    roles = [(c.cell_type, c.metadata["robustlib"]["role"]) for c in a.student.cells
+             if c.metadata["robustlib"].get("exercise") == "tiny-ex-squares"]
+    assert roles == [("markdown", "exercise"), ("markdown", "answer"), ("code", "answer")]
+    assert "plus a written answer" in a.student.cells[[c.metadata["robustlib"]["role"] for c in a.student.cells].index("exercise")].source
+    assert "Squares add up." not in "\n".join(c.source for c in a.student.cells)
+
+
 def test_a_later_cell_that_needs_an_answer_is_a_warning(tmp_path):
     (tmp_path / "tiny.md").write_text(TINY.replace('print("done")', 'print(squares(data))'))
     a = classroom.export(tmp_path / "tiny.md")
