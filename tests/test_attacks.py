@@ -109,7 +109,8 @@ def test_minimal_l2_attacks_respect_the_exact_lower_bound(name, kw, linear_probl
     if name == "boundary":  # the attack walks far towards the minimum from its starting points
         start, ok = attacks._starting_points(model, x, y)
         start_d = metrics.distance(start, x, "l2")
-        assert ok.all() and torch.median(res.distances / start_d) < 0.5
+        assert ok.all() and (res.distances <= start_d + 1e-4).all()  # never worse than its start
+        assert torch.median(res.distances / start_d) < 0.8  # and it walked towards the minimum
 
 
 def test_transfer_line_search_finds_at_least_what_the_source_attack_found(linear_problem):
