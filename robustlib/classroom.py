@@ -607,6 +607,12 @@ def _message(rec: dict[str, Any], answer_errors: list[str]) -> str:
     return msg
 
 
+def _where(cell: nbformat.NotebookNode) -> str:
+    """A cell named by its first line (indices shift with the grader's own cells)."""
+    first = next((ln.strip() for ln in cell.source.split("\n") if ln.strip()), "")
+    return f"`{first[:60]}{'...' if len(first) > 60 else ''}`"
+
+
 def _error_line(cell: nbformat.NotebookNode) -> str | None:
     for o in cell.get("outputs", []):
         if o.get("output_type") == "error":
@@ -671,12 +677,18 @@ def grade(submission: str | Path, *, bundle: dict[str, Any] | None = None, timeo
             except papermill.PapermillExecutionError:
                 pass  # some cell raised: expected; the scores say which
             except Exception as err:  # noqa: BLE001 - dead kernel, timeout at start-up, ...
-                errors.append(f"the notebook stopped: {type(err).__name__}: {str(err)[:200]}")
+                stopped = f"the notebook stopped: {type(err).__name__}: {str(err)[:200]}"
+                if out.exists():  # papermill saved the notebook as it went: the last cell started
+                    started = [c for c in nbformat.read(out, as_version=4).cells
+                               if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+                    if started:
+                        stopped += f" in the cell {_where(started[-1])}"
+                errors.append(stopped)
             for line in record.read_text().splitlines():
                 rec = json.loads(line)
                 records[rec["key"]] = rec
             done = nbformat.read(out, as_version=4) if out.exists() else nb
-        for i, c in enumerate(done.cells):
+        for c in done.cells:
             role = _role(c)
             err = _error_line(c) if c.cell_type == "code" else None
             if role.get("role") == "answer":
@@ -688,7 +700,7 @@ def grade(submission: str | Path, *, bundle: dict[str, Any] | None = None, timeo
                 elif err:
                     answer_errors.setdefault(label, []).append(err)
             elif err and role.get("role") != "grader-check" and len(errors) < 3:
-                errors.append(f"cell {i} raised {err}")
+                errors.append(f"the cell {_where(c)} raised {err}")
 
     scores = []
     for ex in bundle["exercises"]:
