@@ -12,7 +12,9 @@ Times are medians over interleaved repetitions (both sides suffer the same machi
 memory is measured in a fresh child process per variant: the rise of the peak resident set size
 (VmHWM, reset through /proc/self/clear_refs) over the resident size before the call.
 
-Run: ``.venv/bin/python bench/bench_rbfi.py`` (``--quick``: fewer repetitions).
+Run: ``.venv/bin/python bench/bench_rbfi.py`` (``--quick``: fewer repetitions; ``--gpu-only``: the
+GPU section alone, Triton kernels vs chunked PyTorch vs naive vs ``nn.Linear`` and the epoch time
+of the 512^3 network, to size the ``paper`` profile).
 """
 
 from __future__ import annotations
@@ -126,15 +128,80 @@ def train_step_times(reps: int) -> dict[str, float]:
     return out
 
 
+def gpu_section(reps: int) -> None:
+    """The same layer on the GPU (when there is one): Triton kernels vs chunked PyTorch vs naive vs
+    nn.Linear, and a 512^3 training step -> epoch time. CUDA events would be finer; synchronised
+    wall-clock medians are enough for ratios of milliseconds."""
+    if not torch.cuda.is_available():
+        print("\nno GPU here: GPU section skipped")
+        return
+    dev = torch.device("cuda")
+    x, w, u = (t.detach().to(dev) for t in _tensors())
+    w.requires_grad_(True)
+    u.requires_grad_(True)
+    lin = torch.nn.Linear(N_IN, N_OUT).to(dev)
+
+    def rbfi(mode, backend):
+        def run():
+            w.grad = u.grad = None
+            torch.exp(-K.scaled_linf(x, w, u, mode, backend)).sum().backward()
+        return run
+
+    def linear():
+        lin.zero_grad(set_to_none=True)
+        lin(x).sum().backward()
+
+    vs = {"naive": rbfi("pseudo", "naive"), "chunked": rbfi("pseudo", "chunked"), "nn.Linear": linear}
+    if K._triton_usable(x):
+        vs = {"triton (pseudo)": rbfi("pseudo", "triton"), "triton (true)": rbfi("true", "triton"), **vs}
+    else:
+        print("Triton kernels unusable on this GPU: 'auto' uses the chunked PyTorch backend")
+    times = {}
+    for k, run in vs.items():
+        run()
+        torch.cuda.synchronize()
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            run()
+            torch.cuda.synchronize()
+            ts.append(time.perf_counter() - t)
+        times[k] = statistics.median(ts)
+    print(f"\nGPU {torch.cuda.get_device_name(dev)}: RBFI layer {N_IN} -> {N_OUT}, batch {B}, forward + backward")
+    for k, v in times.items():
+        print(f"  {k:18s} {1e3 * v:8.3f} ms  {times['naive'] / v:7.1f}x vs naive  {v / times['nn.Linear']:6.1f}x vs Linear")
+    torch.manual_seed(0)
+    net = R.build("rbfi", (512, 512, 512), "^v^v").to(dev)
+    opt = torch.optim.Adadelta(net.parameters(), lr=5.0)
+    step = R.make_step(R.TrainConfig(), "rbfi")
+    from robustlib.train import Batch
+    xb, yb = torch.rand(B, 1, 28, 28, device=dev), torch.randint(0, 10, (B,), device=dev)
+    for backend in (("auto", "chunked") if "triton (pseudo)" in times else ("chunked",)):
+        net.set_backend(backend)
+        step(net, Batch(xb, yb, 0, 0), opt)
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for i in range(20):
+            step(net, Batch(xb, yb, i, 0), opt)
+        torch.cuda.synchronize()
+        v = (time.perf_counter() - t) / 20
+        print(f"  512^-512v-512^-10v training step ({backend}): {1e3 * v:.2f} ms -> {600 * v:.1f} s/epoch, "
+              f"{30 * 600 * v / 60:.1f} min per 30 epochs")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--memory-child")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--gpu-only", action="store_true", help="only the GPU section")
     args = p.parse_args()
     if args.memory_child:
         child_memory(args.memory_child)
         return
     reps, naive_reps = (7, 2) if args.quick else (21, 5)
+    if args.gpu_only:
+        gpu_section(reps)
+        return
     print(f"RBFI layer {N_IN} -> {N_OUT}, batch {B}, forward + backward; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -159,6 +226,7 @@ def main() -> None:
     for k, v in steps.items():
         name = "fast" if k == "auto" else "naive"
         print(f"  {name:6s} {1e3 * v:9.1f} ms/step  -> {600 * v:8.1f} s/epoch, {30 * 600 * v / 3600:6.2f} h per 30 epochs")
+    gpu_section(reps)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ which the notebook only loads them. Every result is keyed by the full profile pl
 changes it; ``retrain=True`` recomputes.
 
 Two kinds of trained networks:
-* ``Ctx.model``: weights kept (safetensors) because later cells attack them (run 0 of each main
-  network, the adversarially trained ReLU networks);
+* ``Ctx.model``: weights kept (safetensors) because several cells attack them: run 0 of each main
+  network (RBFI, ReLU, sigmoid; about 15 MB at the paper's size);
 * ``Ctx.metrics``: trained inside a cached computation that returns only numbers (the other runs,
-  Table 2, Table 3, Figs. 4 and 5, section 6.8), so the paper profile does not commit 100 MB of
-  weights.
+  Fig. 3, Table 2, Table 3, Figs. 4 and 5, section 6.8), so the paper profile does not commit
+  100 MB of weights.
 
 Run k of a network uses seed ``seed + k`` (the reference code seeds run k with k).
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -105,8 +106,12 @@ class Ctx:
         def compute() -> dict[str, Any]:
             torch.manual_seed(self.seed + run)
             model = spec.build().to(self.device)
+            # keyed by what changes the weights (the spec) and the seed: a finished training is
+            # reused when only the evaluation settings of the profile change
             ckpt = store.checkpoint_dir(f"{spec.label}-run{run}", {"spec": asdict(spec)}, notebook=NB,
                                         profile=self.prof.name, seed=self.seed + run)
+            if self.retrain and ckpt.exists():
+                shutil.rmtree(ckpt)
             history = self._train_fn(spec, run)(model, ckpt)
             model.eval()
             return {"history": history, **evaluate(model)}
@@ -298,15 +303,23 @@ def fig3_specs(p: profiles.RbfiProfile) -> dict[str, NetSpec]:
 
 
 def fig3(ctx: Ctx) -> dict[str, Any]:
+    """The four attacks on the adversarially trained ReLU networks (trained and attacked in one
+    cached computation: their weights are not kept) and on RBFI run 0 (the Table 1 results)."""
     p = ctx.prof
-    out: dict[str, Any] = {}
-    nets = {name: (spec.label + "-run0", ctx.model(spec, 0)[0]) for name, spec in fig3_specs(p).items()}
-    nets["RBFI"] = ("rbfi", ctx.model(main_specs(p)["rbfi"], 0)[0])  # same results as Table 1 / Fig. 2
-    for name, (label, model) in nets.items():
-        out[name] = {a: acc_curve(cached_attack(ctx, label, model, a, n=p.n_attack, epsilons=p.eps_grid))
-                     for a in ("fgsm", "ifgsm", "noise")}
-        out[name]["pgd"] = acc_curve(cached_attack(ctx, label, model, "pgd", n=p.n_pgd, epsilons=p.pgd_eps))
-        out[name]["clean"] = ctx.accuracy(model)
+
+    def evaluate(model):
+        r = {a: acc_curve(attack_success(ctx, model, a, n=p.n_attack, epsilons=p.eps_grid))
+             for a in ("fgsm", "ifgsm", "noise")}
+        r["pgd"] = acc_curve(attack_success(ctx, model, "pgd", n=p.n_pgd, epsilons=p.pgd_eps))
+        r["clean"] = ctx.accuracy(model)
+        return r
+
+    out: dict[str, Any] = {name: ctx.metrics(spec, 0, evaluate, "fig3") for name, spec in fig3_specs(p).items()}
+    rbfi = ctx.model(main_specs(p)["rbfi"], 0)[0]
+    out["RBFI"] = {a: acc_curve(cached_attack(ctx, "rbfi", rbfi, a, n=p.n_attack, epsilons=p.eps_grid))
+                   for a in ("fgsm", "ifgsm", "noise")}
+    out["RBFI"]["pgd"] = acc_curve(cached_attack(ctx, "rbfi", rbfi, "pgd", n=p.n_pgd, epsilons=p.pgd_eps))
+    out["RBFI"]["clean"] = ctx.accuracy(rbfi)
     return out
 
 
@@ -357,6 +370,14 @@ def fig4(ctx: Ctx) -> dict[str, Any]:
     p = ctx.prof
     out = {}
     for lam in p.relu_lambdas:
+        if lam == 0:  # the main ReLU network of run 0 (same recipe): its Table 1 results
+            spec = main_specs(p)["relu"]
+            model, _ = ctx.model(spec, 0)
+            out["0"] = {"clean": ctx.accuracy(model), "bound": R.sensitivity_bound(model).item(),
+                        **{a: acc_curve(cached_attack(ctx, spec.label, model, a, n=p.n_attack, epsilons=p.eps_grid))
+                           for a in ("fgsm", "ifgsm")},
+                        "pgd": acc_curve(cached_attack(ctx, spec.label, model, "pgd", n=p.n_pgd, epsilons=p.pgd_eps))}
+            continue
         spec = NetSpec(f"relu-reg{tag(lam)}", "relu", p.hidden, n_train=p.n_train,
                        train=R.TrainConfig(epochs=p.epochs, reg_lambda=lam))
 
@@ -402,8 +423,10 @@ def table4(ctx: Ctx, f4: dict[str, Any], f5: dict[str, Any]) -> list[dict[str, A
     sig, _ = ctx.model(main_specs(p)["sigmoid"], 0)
     relu, _ = ctx.model(main_specs(p)["relu"], 0)
     rows = [{"network": f"RBFI {name}", "bound": r["bound"]} for name, r in f5.items()]
-    rows.append({"network": "ReLU (main, run 0)", "bound": R.sensitivity_bound(relu).item()})
-    rows += [{"network": f"ReLU, lambda={lam}", "bound": r["bound"]} for lam, r in f4.items()]
+    rows += [{"network": f"ReLU, lambda={lam}" + (" (main, run 0)" if float(lam) == 0 else ""), "bound": r["bound"]}
+             for lam, r in f4.items()]
+    if not any(float(lam) == 0 for lam in f4):
+        rows.append({"network": "ReLU (main, run 0)", "bound": R.sensitivity_bound(relu).item()})
     rows.append({"network": "Sigmoid (main, run 0), 1/4 per layer", "bound": R.sensitivity_bound(sig).item()})
     rows.append({"network": "Sigmoid, as the reference code (no 1/4)",
                  "bound": R.sensitivity_bound(sig, sigmoid_quarter=False).item()})
