@@ -656,12 +656,11 @@ def grade(submission: str | Path, *, bundle: dict[str, Any] | None = None, timeo
         with tempfile.TemporaryDirectory(prefix="robustlib-grade-") as tmp:
             record = Path(tmp) / "checks.jsonl"
             record.touch()
-            # insert from the last exercise backwards so earlier positions stay valid
-            plan = []
-            for ex in bundle["exercises"]:
-                for k, check in enumerate(ex["checks"]):
-                    plan.append((_insert_position(cells, ex), ex, k, check))
-            for pos, ex, k, check in sorted(plan, key=lambda p: p[0], reverse=True):
+            # insert from the end backwards so earlier positions stay valid; checks that share a
+            # position keep the order of the bundle
+            plan = [(_insert_position(cells, ex), n, ex, k, check) for n, (ex, k, check) in enumerate(
+                (ex, k, check) for ex in bundle["exercises"] for k, check in enumerate(ex["checks"]))]
+            for pos, _, ex, k, check in sorted(plan, key=lambda p: (p[0], p[1]), reverse=True):
                 src = _WRAPPER.format(label=ex["label"], points=check["points"], source=check["code"],
                                       record=str(record), key=f"{ex['label']}#{k}")
                 cells.insert(pos, nbformat.v4.new_code_cell(src, metadata={META: {"role": "grader-check"}}))
@@ -685,8 +684,11 @@ def grade(submission: str | Path, *, bundle: dict[str, Any] | None = None, timeo
                         stopped += f" in the cell {_where(started[-1])}"
                 errors.append(stopped)
             for line in record.read_text().splitlines():
-                rec = json.loads(line)
-                records[rec["key"]] = rec
+                try:
+                    rec = json.loads(line)
+                    records[rec["key"]] = rec
+                except (ValueError, KeyError, TypeError):  # written by something else than a check
+                    continue
             done = nbformat.read(out, as_version=4) if out.exists() else nb
         for c in done.cells:
             role = _role(c)
