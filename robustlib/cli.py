@@ -1,4 +1,4 @@
-"""``python -m robustlib <command>``: fetch, run, book, verify, manifest, bench.
+"""``python -m robustlib <command>``: fetch, run, book, verify, manifest, bench, assignments, grade.
 
   fetch                      MNIST (sha256-checked) and the vendored MathJax
   run NOTEBOOK --profile P   execute one notebook with papermill (-p key value for parameters)
