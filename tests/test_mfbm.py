@@ -127,8 +127,11 @@ def test_T1_R_formulas_equal_finite_difference_gradients():
                 fd[i] = (M.phi_orders(m + e, J, b, order)[order - 1] - M.phi_orders(m - e, J, b, order)[order - 1]) / (2 * h)
             # the appendix formula (literal loops) and our R (closed form / autograd of Phi)
             assert torch.allclose(torch.tensor(R_paper[order - 1], dtype=DT), fd, atol=2e-8, rtol=0), f"R^({order})"
-            ours = M.local_field(m, J, b, order) - (M.local_field(m, J, b, order - 1) if order > 1 else 0)
-            assert torch.allclose(ours, fd, atol=2e-8, rtol=0), f"local_field order {order}"
+            for autograd in (False, True):
+                ours = M.local_field(m, J, b, order, autograd=autograd)
+                if order > 1:
+                    ours = ours - M.local_field(m, J, b, order - 1, autograd=autograd)
+                assert torch.allclose(ours, fd, atol=2e-8, rtol=0), f"local_field order {order} autograd={autograd}"
 
 
 # --- T2: order of accuracy against exact enumeration ---------------------------------------------
@@ -140,7 +143,7 @@ def test_T2_error_scales_as_lambda4_and_lambda5():
         errs = []
         for lam in (0.05, 0.025):
             J = J0 * lam
-            m, _, change = M.free_phase(J, b, order=order, iters=5000, tol=1e-15)
+            m, _, change = M.iterate(J, b, order=order, iters=5000, tol=1e-15)
             assert change < 1e-13
             errs.append(abs(M.phi(m, J, b, order).item() - M.exact_log_z(J, b).item()))
         slope = math.log2(errs[0] / errs[1])
@@ -156,3 +159,124 @@ def test_exact_log_z_by_literal_sum():
         s_ = torch.tensor(s, dtype=DT)
         total += math.exp(sum(J[i, j].item() * s[i] * s[j] for i, j in distinct(n, 2)) + (b @ s_).item())
     assert M.exact_log_z(J, b).item() == pytest.approx(math.log(total), rel=1e-13)
+
+
+# --- T4: the clamped equation ---------------------------------------------------------------------
+
+def small_machine(nv=4, nh=5, std=0.3, seed=0, hidden=True):
+    g = torch.Generator().manual_seed(seed)
+    m = M.BoltzmannMachine(nv, nh, init_std=std, generator=g, hidden_couplings=hidden)
+    with torch.no_grad():
+        m.bh.copy_(torch.randn(nh, dtype=DT, generator=g) * 0.3)
+    return m
+
+
+def test_T4_clamped_equation_is_the_general_2nd_order_field_on_hidden_units():
+    mach = small_machine()
+    J, b = mach.couplings()
+    g = torch.Generator().manual_seed(3)
+    v = torch.where(torch.rand(6, 4, generator=g) < 0.5, -1.0, 1.0).to(DT)
+    m_h = torch.rand(6, 5, dtype=DT, generator=g) * 1.8 - 0.9
+    m = torch.cat([v, m_h], 1)
+    general = M.local_field(m, J.detach(), b.detach(), 2)[:, 4:]
+    W, Jh, bh = mach.weights().detach(), mach.hidden_couplings().detach(), mach.bh.detach()
+    eq5 = 2 * v @ W + bh + 2 * m_h @ Jh - 4 * m_h * ((1 - m_h**2) @ (Jh * Jh))
+    assert torch.allclose(general, eq5, atol=1e-13)
+    assert torch.allclose(M.clamped_step(m_h, 2 * v @ W + bh, 2 * Jh, Jh * Jh), torch.tanh(eq5), atol=1e-14)
+    # the clamped Phi is the general 2nd-order Phi at m = (v, m_h)
+    assert torch.allclose(M.phi_clamped(v, m_h, W, Jh, bh), M.phi(m, J.detach(), b.detach(), 2), atol=1e-12)
+
+
+# --- T5: envelope theorem -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("normalise", ["none", "always"])
+def test_T5_autograd_of_D_matches_finite_differences(normalise):
+    mach = small_machine(nv=4, nh=4, std=0.2, seed=1)
+    v = torch.tensor([[1, -1, 1, -1], [1, 1, -1, -1], [-1, -1, -1, 1]], dtype=DT)
+    p0 = torch.tensor([0.5, 0.3, 0.2], dtype=DT)
+    # the envelope theorem needs converged fixed points: damped clamped iteration (the plain one
+    # oscillates with period 2 on this machine)
+    cfg = M.MeanFieldConfig(free_iters=3000, tol=1e-15, clamped_iters=400, clamped_damping=0.5, normalise=normalise)
+    res = M.mean_field_D(mach, v, p0, cfg)
+    res.D.backward()
+    h = 1e-6
+    for name, idx in (("W", (1, 2)), ("A", (0, 3)), ("bh", (2,)), ("W", (3, 0))):
+        p = getattr(mach, name)
+        with torch.no_grad():
+            p[idx] += h
+            up = M.mean_field_D(mach, v, p0, cfg).D.item()
+            p[idx] -= 2 * h
+            down = M.mean_field_D(mach, v, p0, cfg).D.item()
+            p[idx] += h
+        assert p.grad[idx].item() == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-8), name
+
+
+def test_mean_field_gradient_equals_exact_gradient_in_weak_coupling_limit():
+    """The error of the MF gradient shrinks faster than the gradient itself as couplings -> 0."""
+    v = torch.tensor([[1, -1, 1, -1, 1], [-1, -1, 1, 1, -1]], dtype=DT)
+    p0 = torch.tensor([0.6, 0.4], dtype=DT)
+    cfg = M.MeanFieldConfig(free_iters=3000, tol=1e-15, clamped_iters=400, clamped_damping=0.5, normalise="none")
+    rel = []
+    for std in (0.1, 0.05, 0.025):
+        mach = small_machine(nv=5, nh=4, std=std, seed=4)
+        with torch.no_grad():
+            mach.bh.mul_(std / 0.3)
+        M.mean_field_D(mach, v, p0, cfg).D.backward()
+        mf = torch.cat([p.grad.flatten() for p in mach.parameters()])
+        mach.zero_grad()
+        M.exact_D(mach, v, p0).backward()
+        ex = torch.cat([p.grad.flatten() for p in mach.parameters()])
+        rel.append(((mf - ex).norm() / ex.norm()).item())
+    # The clamped phase is 2nd order: its correlations err by O(lambda^2) on a gradient of
+    # O(lambda), so the relative error vanishes linearly with the coupling scale.
+    assert rel[0] > rel[1] > rel[2] and rel[2] < 0.05, rel
+    assert math.log2(rel[1] / rel[2]) > 0.7, rel
+
+
+def test_free_magnetisations_approach_exact_expectations_with_the_right_order():
+    """<s_i> = dlnZ/db_i: the order-n fixed point errs by O(lambda^(n+1))."""
+    J0, b = random_couplings(7, 1.0, seed=5)
+    states = M.all_states(7)
+    for order in (2, 3, 4):
+        errs = []
+        for lam in (0.05, 0.025):
+            J = J0 * lam
+            m, _, _ = M.iterate(J, b, order=order, iters=5000, tol=1e-15)
+            exact = torch.softmax(M.log_weight(states, J, b), 0) @ states
+            errs.append((m - exact).abs().max().item())
+        assert abs(math.log2(errs[0] / errs[1]) - (order + 1)) < 0.5, (order, errs)
+
+
+# --- T6, T7: exact enumeration and batch normalisation --------------------------------------------
+
+def test_T6_exact_visible_probabilities_and_index():
+    mach = small_machine(nv=5, nh=6, std=0.3, seed=2)
+    lp = M.exact_visible_log_probs(mach)
+    assert lp.exp().sum().item() == pytest.approx(1.0, abs=1e-12)
+    states = M.all_states(5)
+    assert torch.equal(M.visible_index(states), torch.arange(32))
+    # brute force p(v) for one v
+    J, b = (t.detach() for t in mach.couplings())
+    v = states[13]
+    num = torch.logsumexp(torch.stack([M.log_weight(torch.cat([v, h]), J, b) for h in M.all_states(6)]), 0)
+    assert lp[13].item() == pytest.approx((num - M.exact_log_z(J, b)).item(), abs=1e-12)
+
+
+def test_T7_batch_normalisation():
+    mach = small_machine(nv=4, nh=4, std=0.6, seed=3)
+    v = M.all_states(4)[:10]
+    p0 = torch.full((10,), 0.1, dtype=DT)
+    r_none = M.mean_field_D(mach, v, p0, M.MeanFieldConfig(normalise="none"))
+    r_always = M.mean_field_D(mach, v, p0, M.MeanFieldConfig(normalise="always"))
+    r_when = M.mean_field_D(mach, v, p0, M.MeanFieldConfig(normalise="when>1"))
+    assert r_always.log_p.exp().sum().item() == pytest.approx(1.0, abs=1e-12)
+    s = r_none.log_p.exp().sum().item()
+    if s <= 1:
+        assert r_when.log_z_used == r_none.log_z_used
+    else:
+        assert r_when.log_p.exp().sum().item() == pytest.approx(1.0, abs=1e-12)
+    # a batch whose mean-field probabilities sum to < 1 is left alone by "when>1"
+    r1 = M.mean_field_D(mach, v[:1], p0[:1] * 10, M.MeanFieldConfig(normalise="none"))
+    assert r1.log_p.exp().sum().item() < 1
+    r1w = M.mean_field_D(mach, v[:1], p0[:1] * 10, M.MeanFieldConfig(normalise="when>1"))
+    assert r1w.log_z_used == r1.log_z_used
