@@ -380,6 +380,8 @@ class AbsProfile(Profile):
     cnn_train: int | None = None  # training images (None: all 60,000)
     cnn_epochs: int = 10
     cnn_lr: float = 1e-3
+    cnn_batch: int = 128
+    sub_train: int | None = None
     sub_epochs: int = 5
     madry_train: int | None = None
     madry_epochs: int = 10
@@ -403,7 +405,7 @@ class AbsProfile(Profile):
     gaussian_draws_abs: int = 5
     line_grid: int = 24  # line-search grid (Gaussian noise, transfer) and bisection steps
     line_bisect: int = 10
-    boundary_steps: int = 1000  # baselines
+    boundary_steps: int = 1000  # baselines (0: not run)
     boundary_steps_abs: int = 200  # ABS: started from the Latent Descent adversarials (0: not run)
     ld_coarse: int = 51
     ld_bisect: int = 10
@@ -430,12 +432,14 @@ register("abs", {
     ),
     "quick": AbsProfile(
         "quick", "abs", vae_per_class=500, vae_epochs=5, vae_anneal_epochs=3.0, vae_batch_rows=32, vae_lr=3e-3,
-        n_samples=800, abs_steps=10, cnn_train=20000, cnn_epochs=1, cnn_lr=3e-3, sub_epochs=1, madry_train=4000,
-        madry_epochs=1, madry_pgd_steps=3, madry_ramp=0.5, madry_from_cnn=True, nn_train=20000, n_clean=100,
-        n_clean_baselines=2000, n_attack=24, l2_grid_abs=(1.0, 1.5, 2.0, 3.0), linf_grid_abs=(0.1, 0.2, 0.3, 0.4),
-        pgd_steps=20, pgd_steps_abs=5, gaussian_draws=5, gaussian_draws_abs=1, line_grid=12, line_bisect=4,
-        boundary_steps=200, boundary_steps_abs=0, ld_coarse=21, ld_bisect=4, distal_starts=10, distal_steps=30,
-        distal_lr=0.03, n_bound=100,
+        n_samples=800, abs_steps=10, cnn_train=30000, cnn_epochs=1, cnn_lr=1e-3, cnn_batch=64, sub_train=10000,
+        sub_epochs=1, madry_train=4000, madry_epochs=1, madry_pgd_steps=3, madry_ramp=1.0, madry_from_cnn=True,
+        nn_train=10000, n_clean=100, n_clean_baselines=2000, n_attack=16,
+        l2_grid=(0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0), linf_grid=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
+        l2_grid_abs=(1.5, 3.0), linf_grid_abs=(0.1, 0.3), pgd_steps=10, pgd_steps_abs=3, gaussian_draws=5,
+        gaussian_draws_abs=1, line_grid=8, line_bisect=3, boundary_steps=0, boundary_steps_abs=0,
+        ld_coarse=11, ld_bisect=3, salt_pepper_steps=100, distal_starts=10, distal_steps=20, distal_lr=0.05,
+        n_bound=50,
     ),
     "paper": AbsProfile("paper", "abs"),
 })

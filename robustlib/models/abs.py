@@ -284,6 +284,18 @@ class FoldedDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         B, C = z.shape[:2]
+        if self.loop:  # CPU: each class's whole decoder on contiguous tensors, stacked once
+            ws = [w.chunk(C, 0) for w in (self.w1, self.w2, self.w3)]
+            bs = [b.chunk(C, 0) for b in (self.b1, self.b2, self.b3)]
+            outs = []
+            for c in range(C):
+                h = F.elu(z[:, c] @ self.w0[c] + self.b0[c]).reshape(B, *self.shape0)  # (B, 32, 4, 4)
+                h = h.contiguous(memory_format=torch.channels_last)  # oneDNN's fast deconvolution layout
+                h = F.elu(F.conv_transpose2d(h, ws[0][c], bs[0][c], stride=self.strides[1]))  # (B, 16, 11, 11)
+                h = F.elu(F.conv_transpose2d(h, ws[1][c], bs[1][c], stride=self.strides[2]))  # (B, 16, 25, 25)
+                h = F.conv_transpose2d(h, ws[2][c], bs[2][c], stride=self.strides[3])  # (B, 1, 28, 28)
+                outs.append(torch.sigmoid(h).reshape(B, -1))
+            return torch.stack(outs, 1)  # (B, C, 784)
         h = torch.einsum("bcl,clo->bco", z, self.w0) + self.b0  # (B, C, 512)
         h = F.elu(h).reshape(B, C * self.shape0[0], *self.shape0[1:])  # (B, C*32, 4, 4)
         h = F.elu(_grouped(F.conv_transpose2d, h, self.w1, self.b1, C, self.loop, stride=self.strides[1]))
@@ -512,15 +524,18 @@ class ProbabilityModel(nn.Module):
 
 
 def reference_scores(decode_class: Callable[[int, torch.Tensor], torch.Tensor], bank_z: torch.Tensor,
-                     x: torch.Tensor, config: ABSConfig, classes: int = CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
+                     x: torch.Tensor, config: ABSConfig, classes: int = CLASSES,
+                     bank: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The straightforward implementation: a loop over images and classes, the bank decoded per
     class, torch.optim.Adam on a single z (1, L). Returns (loss (N, C), z (N, C, L)).
 
-    ``decode_class(c, z)``: (n, L) -> (n, 784) with class c's decoder. For tests and the benchmark.
+    ``decode_class(c, z)``: (n, L) -> (n, 784) with class c's decoder; ``bank``: the decoded bank
+    per class (decoded here when None). For tests and the benchmark.
     """
     cfg = config
-    with torch.no_grad():
-        bank = [decode_class(c, bank_z) for c in range(classes)]  # C x (S, 784)
+    if bank is None:
+        with torch.no_grad():
+            bank = [decode_class(c, bank_z) for c in range(classes)]  # C x (S, 784)
     kl_bank = 0.5 * cfg.beta * bank_z.square().sum(1)
     losses = torch.empty(len(x), classes)
     zs = torch.empty(len(x), classes, bank_z.shape[1])
