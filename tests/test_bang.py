@@ -451,12 +451,11 @@ def test_noise_flip_rates_match_a_literal_loop():
     for j, s in enumerate(sigmas):
         g = torch.Generator().manual_seed(4 * 1_000_003 + j)
         flips = 0
-        for chunk in (2, 2, 2, 1):
-            z = torch.randn((chunk, *x.shape), generator=g)
-            for draw in z:
-                for i in range(3):
-                    noisy = (torch.round(x[i] * 255) + torch.round(s * draw[i])).clamp(0, 255) / 255
-                    flips += int(predict(noisy[None])[0] != y[i])
+        for _ in range(draws):
+            draw = torch.randn(x.shape, generator=g)
+            for i in range(3):
+                noisy = (torch.round(x[i] * 255) + torch.round(s * draw[i])).clamp(0, 255) / 255
+                flips += int(predict(noisy[None])[0] != y[i])
         ref[0, j] = flips / (3 * draws)
     assert torch.allclose(rates, ref)
     assert rates[0, 0] <= rates[0, 1]
@@ -468,3 +467,70 @@ def test_select_per_class():
     sel = ev.select_per_class(ok, y, 2, seed=0)
     assert len(sel) == 5 and ok[sel].all()
     assert torch.bincount(y[sel]).tolist() == [2, 2, 1]
+
+
+# --- the CIFAR path on a synthetic CIFAR-shaped data set, and the scorecard --------------------
+
+def test_cifar_path_runs_on_synthetic_data_and_skips_without_data(tmp_store):
+    import dataclasses
+
+    from robustlib import profiles, store
+    from robustlib.models import bang_experiments as bx
+
+    prof = dataclasses.replace(profiles.get("bang", "smoke"), cifar_iterations=6, cifar_rows=("R0", "B0"),
+                               cifar_grid_betas=(0.5,), cifar_grid_epsilons=(0.83,), cifar_n_attack=12,
+                               cifar_snapshot_every=3, noise_pool=None, cifar_noise_per_class=1, noise_draws=2,
+                               cifar_noise_sigmas=(20.0, 40.0))
+    assert bx.cifar(prof, None, None) is None  # no data: nothing computed, nothing stored
+    assert not list(tmp_store.glob("**/cifar-*.json"))
+    train_data, test_data = bx.synthetic_cifar(300, seed=0), bx.synthetic_cifar(60, seed=1)
+    res = bx.cifar(prof, train_data, test_data, progress=False, dataset="synthetic")
+    assert set(res["rows"]) == {"R0", "B0", "G0.50-0.830"}
+    for r in res["rows"].values():
+        assert 0 <= r["acc"] <= 1 and 0 <= r["fgs_summary"]["rate"] <= 1 and r["fgs_summary"]["attacked"] >= 0
+    assert res["rows"]["B0"]["config"]["wrong_factor"] == 0.5
+    assert res["noise"]["R0"].shape == (2, 2) and res["noise"]["iterations"] == [3, 6]
+    assert list(tmp_store.glob("smoke/bang/cifar-*.json"))
+    rows = bx.scorecard("quick", _fake_t1(), _fake_att(), None, None, None)
+    assert {r["id"]: r["verdict"] for r in rows}["BANG-6"] == "not run"
+    rows = bx.scorecard("quick", _fake_t1(), _fake_att(), None, None, res)
+    assert {r["id"]: r["verdict"] for r in rows}["BANG-6"] in store.VERDICTS
+
+
+def _summary(rate, failures=0, blank_failures=0, pass_mean=0.5, linf_mean=100.0):
+    return {"rate": rate, "failures": failures, "blank_failures": blank_failures, "pass_mean": pass_mean,
+            "linf_mean": linf_mean, "blank": blank_failures, "attacked": 100}
+
+
+def _fake_t1(r0_acc=0.9916, b1_acc=0.9922, noise=(0.2, 0.03)):
+    n0 = torch.tensor([[0.5, noise[0]]])
+    n1 = torch.tensor([[0.5, noise[1]]])
+    return {"test_acc": {"R0": r0_acc, "B1": b1_acc},
+            "noise": {"R0": n0, "B1": n1, "sigmas": [50, 100], "iterations": [10], "images": 10}}
+
+
+def _fake_att(b1_fgs=0.0168, blank_failures=97, margin=60):
+    return {"R0": {"fgs_summary": _summary(0.9033), "hc1_summary": _summary(0.9953, pass_mean=0.75, linf_mean=122.6),
+                   "masking": {"blank_failures": 0, "fgs-margin_successes": 0, "fgs-float64_successes": 0}},
+            "B1": {"fgs_summary": _summary(b1_fgs, failures=98, blank_failures=blank_failures),
+                   "hc1_summary": _summary(0.9419, pass_mean=0.488, linf_mean=201.84),
+                   "masking": {"blank_failures": blank_failures, "fgs-margin_successes": margin,
+                               "fgs-float64_successes": 0}}}
+
+
+def test_scorecard_verdicts_follow_the_spec_columns():
+    from robustlib.models import bang_experiments as bx
+
+    grid_res = {"epsilons": [0.78, 0.81, 0.84], "fgs_rate": torch.tensor([[0.1, 0.05, 0.02], [0.2, 0.1, 0.01]])}
+    v = {r["id"]: r["verdict"] for r in bx.scorecard("paper", _fake_t1(), _fake_att(), grid_res, None, None)}
+    assert v == {"BANG-1": "reproduced", "BANG-2": "reproduced", "BANG-3": "reproduced", "BANG-4": "reproduced",
+                 "BANG-5": "reproduced", "BANG-6": "not run", "BANG-7": "not run", "BANG-8": "reproduced"}
+    # paper tolerances are tighter than the quick column
+    t1 = _fake_t1(r0_acc=0.985, b1_acc=0.986, noise=(0.2, 0.1))
+    att = _fake_att(b1_fgs=0.5, blank_failures=10, margin=0)
+    flat = {"epsilons": [0.78, 0.84], "fgs_rate": torch.tensor([[1.0, 1.0]])}
+    v = {r["id"]: r["verdict"] for r in bx.scorecard("paper", t1, att, flat, None, None)}
+    assert v["BANG-1"] == "partly" and v["BANG-2"] == "partly" and v["BANG-4"] == "partly"
+    assert v["BANG-5"] == "not reproduced" and v["BANG-8"] == "not reproduced"
+    v = {r["id"]: r["verdict"] for r in bx.scorecard("quick", t1, att, flat, None, None)}
+    assert v["BANG-1"] == "reproduced" and v["BANG-2"] == "reproduced" and v["BANG-4"] == "reproduced"

@@ -90,9 +90,7 @@ def bang_eta(norms: torch.Tensor, epsilon: float | torch.Tensor) -> torch.Tensor
     (a number, (..., 1) per model or (..., N) per sample). A sample with n_i = 0 has no gradient to
     scale: its eta is set to 1 (not inf), so it contributes exactly 0 and no NaN appears.
     """
-    n = norms.to(torch.float64)
-    if (n < 0).any():
-        raise ValueError("gradient norms must be >= 0")
+    n = norms.to(torch.float64)  # norms are >= 0 by construction (no check: it would sync a GPU)
     eps = torch.as_tensor(epsilon, dtype=torch.float64, device=n.device)
     n_max = n.amax(-1, keepdim=True)  # (..., 1)
     positive = n > 0
@@ -123,6 +121,15 @@ class BangControl:
         self.scale_bias = configs[0].scale_bias
         self.needs_wrong = any(c.wrong_factor != 1.0 and c.epsilon != 0.0 for c in configs)
         self.wrong: torch.Tensor | None = None
+        self.recorded: list[torch.Tensor] | None = None  # set to [] to record per-sample norms (K, B)
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def params_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(beta, epsilon, wrong_factor) on ``device``, copied once (a host-to-GPU copy per layer
+        and step would stall the GPU pipeline)."""
+        if device not in self._on:
+            self._on[device] = (self.beta.to(device), self.epsilon.to(device), self.wrong_factor.to(device))
+        return self._on[device]
 
     @property
     def k(self) -> int:
@@ -130,13 +137,13 @@ class BangControl:
 
     def factors(self, norms: torch.Tensor) -> torch.Tensor:
         """beta_k * eta_ki for per-sample norms (K, B) -> (K, B) float64."""
-        dev = norms.device
-        eps = self.epsilon.to(dev)[:, None]  # (K, 1)
+        beta, epsilon, wrong_factor = self.params_on(norms.device)
+        eps = epsilon[:, None]  # (K, 1)
         if self.needs_wrong:
             if self.wrong is None:
                 raise RuntimeError("wrong_factor != 1 needs control.wrong (K, B) set before backward")
-            eps = eps * torch.where(self.wrong.to(dev), self.wrong_factor.to(dev)[:, None], 1.0)  # (K, B)
-        return self.beta.to(dev)[:, None] * bang_eta(norms, eps)
+            eps = eps * torch.where(self.wrong.to(norms.device), wrong_factor[:, None], 1.0)  # (K, B)
+        return beta[:, None] * bang_eta(norms, eps)
 
     def scale(self, kappa: torch.Tensor) -> torch.Tensor:
         """Scale per-sample gradients kappa (K, B, D) -> (K, B, D), same dtype.
@@ -146,6 +153,8 @@ class BangControl:
         exceed it for samples whose scaled contribution is negligible anyway).
         """
         norms = torch.linalg.vector_norm(kappa, dim=-1, dtype=torch.float64)  # (K, B)
+        if self.recorded is not None:
+            self.recorded.append(norms.detach().cpu())
         f = self.factors(norms).clamp(max=FLOAT32_MAX).to(kappa.dtype)
         return kappa * f[..., None]
 
@@ -277,6 +286,23 @@ def _linear_forward(m: nn.Linear, control: BangControl):
         lead = x.shape[:-1]
         return bang_linear(x.reshape(-1, x.shape[-1]), m.weight, m.bias, control).reshape(*lead, -1)
     return forward
+
+
+def per_sample_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """||kappa_i|| of every parametrised layer for one batch, in backward order (last layer first):
+    a list of (B,) float64. The diagnostic behind the paper's "evolutionary stalling": correctly
+    classified samples have gradients orders of magnitude smaller than the misclassified ones."""
+    was = model.training
+    model.eval()  # no dropout: the norms of the network as it classifies
+    try:
+        with bang_mode(model, REGULAR) as control:
+            control.recorded = []
+            x = x.detach()
+            F.cross_entropy(model(x), y).backward()
+            model.zero_grad(set_to_none=True)
+            return [n[0] for n in control.recorded]
+    finally:
+        model.train(was)
 
 
 def _stats(out: torch.Tensor, y: torch.Tensor, loss: torch.Tensor, k: int) -> dict[str, float]:
@@ -596,7 +622,7 @@ def train_stack(stack: LeNetStack, x: torch.Tensor, y: torch.Tensor, *, solver: 
 def eval_batch(k: int, device: str | torch.device = "cpu") -> int:
     """Images per forward pass of a K-model stack: conv1 activations (K*20*24*24 floats per image)
     kept to ~512 MB on a GPU, ~32 MB on a CPU (cache-friendly)."""
-    budget = 2 ** 27 if torch.device(device).type == "cuda" else 2 ** 23
+    budget = 2 ** 27 if torch.device(device).type == "cuda" else 2 ** 25
     return max(1, budget // (k * 20 * 24 * 24))
 
 

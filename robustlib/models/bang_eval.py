@@ -248,7 +248,8 @@ def noise_flip_rates(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.T
         done = 0
         while done < draws:
             m = min(per, draws - done)
-            z = torch.randn((m, *x.shape), generator=g, device=device)
+            # one randn call per draw: the noise does not depend on how draws are batched
+            z = torch.stack([torch.randn(x.shape, generator=g, device=device) for _ in range(m)])
             noisy = from_grey((grey[None] + torch.round(sigma * z)).clamp(0, 255)).reshape(m * n, *x.shape[1:])
             pred = predict(noisy)
             pred = pred[None] if pred.dim() == 1 else pred  # (M, m*n)
