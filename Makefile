@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONHASHSEED := 0
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: all venv data book test test-fast bench lock clean verify
 

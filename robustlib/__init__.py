@@ -5,4 +5,11 @@ Modules: ``data`` (MNIST), ``profiles`` (smoke/quick/paper), ``store`` (artifact
 ``models`` (one file per paper + baselines), ``cli`` (``python -m robustlib ...``).
 """
 
+import os as _os
+
+# OpenMP threads that spin while waiting make every small op 10-20x slower when the 2 cores are
+# shared (several notebooks or tests at once); passive waiting costs nothing when they are not.
+# Takes effect only if torch is imported after robustlib, as in every notebook.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"

@@ -40,13 +40,12 @@ def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
     return f'<table class="robustlib-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def show_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, caption: str | None = None):
-    """Display ``html_table`` in a notebook (returns the HTML object)."""
+def show_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
+               caption: str | None = None) -> None:
+    """Display ``html_table`` in a notebook (returns nothing, so it is shown once)."""
     from IPython.display import HTML, display
 
-    obj = HTML(html_table(rows, columns, caption))
-    display(obj)
-    return obj
+    display(HTML(html_table(rows, columns, caption)))
 
 
 def scorecard_rows(cards: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, str]]:

@@ -79,6 +79,11 @@ def artifact_stem(name: str, config: Mapping[str, Any], *, notebook: str, profil
     return artifact_dir(notebook, profile) / f"{name}-{config_hash({'config': config, 'seed': seed})}"
 
 
+def _with(stem: Path, suffix: str) -> Path:
+    """``stem`` + suffix (not ``with_suffix``: artifact names may contain dots, e.g. ``lam0.01``)."""
+    return stem.parent / f"{stem.name}{suffix}"
+
+
 # --- provenance --------------------------------------------------------------------------------
 
 def git_commit() -> str:
@@ -185,10 +190,10 @@ def save(name: str, config: Mapping[str, Any], result: Mapping[str, Any], *, not
     }
     written = []
     if tensors:
-        st = stem.with_suffix(".safetensors")
+        st = _with(stem, ".safetensors")
         _atomic_write(st, lambda p: save_file(tensors, str(p)))
         written.append(st)
-    js = stem.with_suffix(".json")
+    js = _with(stem, ".json")
     _write_json(js, meta)  # last: its presence marks the artifact complete
     written.append(js)
     update_manifest(written)
@@ -199,13 +204,15 @@ def load(name: str, config: Mapping[str, Any], *, notebook: str, profile: str, s
          with_meta: bool = False) -> Any:
     """The stored result for exactly this config, or ``None``."""
     stem = artifact_stem(name, config, notebook=notebook, profile=profile, seed=seed)
-    js = stem.with_suffix(".json")
+    js = _with(stem, ".json")
     if not js.exists():
         return None
     meta = json.loads(js.read_text())
+    if meta.get("name") != name or meta.get("config") != _canonical(config):
+        return None  # not this result (defence in depth: the hash already encodes name and config)
     tensors: dict[str, torch.Tensor] = {}
     if meta["tensors"]:
-        st = stem.with_suffix(".safetensors")
+        st = _with(stem, ".safetensors")
         if not st.exists():
             return None
         tensors = load_file(str(st))  # safetensors: no pickle
@@ -258,6 +265,10 @@ def write_scorecard(notebook: str, profile: str, targets: list[Mapping[str, str]
             raise ValueError(f"verdict {t['verdict']!r} of {t['id']}: valid: {', '.join(VERDICTS)}")
         rows.append({k: str(v) for k, v in t.items()})
     path = scorecard_path(notebook, profile)
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("targets") == rows and old.get("provenance", {}).get("seed") == seed:
+            return path  # same verdicts: keep the file (and its provenance) so a rerun leaves git clean
     _write_json(path, {"notebook": notebook, "profile": profile,
                        "provenance": provenance(profile=profile, seed=seed, device=device), "targets": rows})
     update_manifest([path])

@@ -86,3 +86,22 @@ def test_committed_artifacts_match_the_manifest():
     """The real store: every committed artifact is listed with its sha256 and nothing is missing."""
     assert paths.artifacts_dir() == paths.data_dir() / "artifacts"
     assert store.verify_manifest() == []
+
+
+def test_names_with_dots_do_not_collide(tmp_store):
+    kw = dict(notebook="baselines", profile="quick")
+    a = store.cached("reg0.001", {"lam": 0.001}, lambda: {"v": 1}, **kw)
+    b = store.cached("reg0.01", {"lam": 0.01}, lambda: {"v": 2}, **kw)
+    assert (a["v"], b["v"]) == (1, 2)
+    names = sorted(p.name for p in (tmp_store / "quick" / "baselines").iterdir())
+    assert len(names) == 2 and all(n.startswith("reg0.0") and n.endswith(".json") for n in names)
+
+
+def test_rewriting_an_unchanged_scorecard_keeps_the_file(tmp_store):
+    row = {"id": "X-1", "claim": "c", "paper": "1", "ours": "2", "verdict": "reproduced"}
+    path = store.write_scorecard("baselines", "quick", [row])
+    before = path.read_text()
+    store.write_scorecard("baselines", "quick", [row])
+    assert path.read_text() == before
+    store.write_scorecard("baselines", "quick", [{**row, "ours": "3"}])
+    assert path.read_text() != before
