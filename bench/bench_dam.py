@@ -7,7 +7,8 @@
    extrapolated to one epoch (60 minibatches); both produce the same weights (checked).
 2. Second-choice (decision-boundary) set generation: batched over all images with a per-image
    stopping rule vs one image at a time.
-3. The integer power by repeated squaring (``dam.ipow``) vs ``torch.pow`` on a (1000, 100, 10) tensor.
+3. The integer power by repeated squaring vs ``torch.pow`` on a (1000, 100, 10) tensor, with one
+   thread and with the default threads (``dam.ipow`` picks squaring only with one thread).
 
 Run: ``.venv/bin/python bench/bench_dam.py`` (2-core CPU: a few minutes). The numbers depend on
 the load of the machine; the ratios much less.
@@ -98,12 +99,18 @@ def bench_boundary() -> dict[str, float]:
 def bench_ipow() -> dict[str, float]:
     r = torch.rand(1000, 100, 10, dtype=torch.float64) * 1.5
     out = {}
-    for name, fn in [("ipow", lambda: dam.ipow(r, 19)), ("torch.pow", lambda: r.pow(19))]:
-        fn()
-        t0 = time.perf_counter()
-        for _ in range(10):
-            fn()
-        out[name] = (time.perf_counter() - t0) / 10
+    default = torch.get_num_threads()
+    for threads in sorted({1, default}):
+        torch.set_num_threads(threads)
+        times: dict[str, list[float]] = {"squaring": [], "torch.pow": []}
+        for _ in range(5):  # interleaved, median: the machine's load drifts
+            for name, fn in [("squaring", lambda: dam._pow_by_squaring(r, 19)), ("torch.pow", lambda: r.pow(19))]:
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        for name, ts in times.items():
+            out[f"{name}@{threads}"] = sorted(ts)[len(ts) // 2]
+    torch.set_num_threads(default)
     return out
 
 
@@ -116,12 +123,14 @@ def main() -> None:
         ("training, K=2000 n=20, one minibatch of 1000 (s)", tr["ours_s_per_batch"], tr["numpy_s_per_batch"]),
         ("  -> one epoch, 60 minibatches (s, extrapolated)", 60 * tr["ours_s_per_batch"], 60 * tr["numpy_s_per_batch"]),
         (f"boundary set, {bo['images']} images, K=100 n=20 (s)", bo["batched_s"], bo["one_by_one_s"]),
-        ("x^19 on (1000, 100, 10) float64 (s)", pw["ipow"], pw["torch.pow"]),
     ]
+    for key in sorted(k for k in pw if k.startswith("squaring@")):
+        th = key.split("@")[1]
+        rows.append((f"x^19 on (1000, 100, 10) float64, {th} thread(s) (s)", pw[key], pw[f"torch.pow@{th}"]))
     print(f"{'measurement':52s} {'robustlib':>10s} {'reference':>10s} {'speed-up':>9s}")
     for name, a, b in rows:
         print(f"{name:52s} {a:10.3f} {b:10.3f} {b / a:8.1f}x")
-    print("reference = NumPy explicit on/off states | one image at a time | torch.pow")
+    print("reference = NumPy explicit on/off states | one image at a time | torch.pow (robustlib: squaring)")
     print(f"training: max |weight difference| after {BATCHES} steps = {tr['max_weight_difference']:.2e}; "
           f"boundary: identical images = {bo['identical']}, median steps {bo['median_steps']:.0f}")
     ok = 60 * tr["numpy_s_per_batch"] / (60 * tr["ours_s_per_batch"]) >= 3

@@ -81,6 +81,7 @@ def test_beta_times_rectified_power_equals_power_of_scaled_argument(n):
 def test_ipow_equals_pow(k):
     x = torch.rand(3, 7, 11, dtype=torch.float64) * 1.7
     torch.testing.assert_close(dam.ipow(x, k), x.pow(k), rtol=1e-13, atol=0)
+    torch.testing.assert_close(dam._pow_by_squaring(x, k), x.pow(k), rtol=1e-13, atol=0)
     with pytest.raises(ValueError, match="non-negative"):
         dam.ipow(x, -1)
 
@@ -333,3 +334,16 @@ def test_rubbish_descent_lowers_the_class_objective():
     logC0 = dam.objective_terms(model.scores_pm1(res["noise"]), res["labels"], 3)[2]
     logC1 = dam.objective_terms(model.scores_pm1(res["images"]), res["labels"], 3)[2]
     assert (logC1 < logC0).all()
+
+
+def test_update_direction_with_reused_buffers_equals_fresh_allocation():
+    model = _random_model(20, K=8, T=5.5, m=30, seed=12)
+    work: dict = {}
+    for seed in (13, 14):  # the second call reuses (and overwrites) the buffers of the first
+        v = _random_pixels(6, seed=seed)
+        y = torch.arange(6) % 10
+        G0, Y0 = dam.update_direction(model.xi, v, y, n=20, m=30, T=model.T)
+        G1, Y1 = dam.update_direction(model.xi, v, y, n=20, m=30, T=model.T, work=work)
+        torch.testing.assert_close(G1, G0, rtol=1e-12, atol=0)
+        torch.testing.assert_close(Y1, Y0, rtol=0, atol=0)
+    assert set(work) == {"r_on", "d_on", "tmp"}

@@ -46,17 +46,26 @@ DTYPE = torch.float64
 # --- 1. the energy function ----------------------------------------------------------------------
 
 def ipow(x: torch.Tensor, k: int) -> torch.Tensor:
-    """x^k for a non-negative integer k by repeated squaring (a new tensor).
+    """x^k for a non-negative integer k (a new tensor).
 
-    On the CPU ``torch.pow`` with an integer exponent calls the scalar ``std::pow`` per element:
-    several times slower than the ~log2(k) in-place multiplications here (bench/bench_dam.py).
-    Exact up to rounding (a few ulp). Falls back to ``torch.pow`` on the GPU and whenever autograd
-    records the operation (in-place products cannot be differentiated).
+    Single-threaded on the CPU, ``torch.pow`` with an integer exponent calls the scalar
+    ``std::pow`` per element and repeated squaring (~log2(k) in-place products) is faster. With
+    several threads each of those passes pays a parallel-region barrier, which on a loaded 2-core
+    machine made squaring 3x slower than ``torch.pow``'s single pass (bench/bench_dam.py measures
+    both), so squaring is used only with one thread. Exact up to rounding (a few ulp). Autograd
+    (in-place products cannot be differentiated) and the GPU always use ``torch.pow``.
     """
     if k < 0:
         raise ValueError(f"ipow needs a non-negative integer exponent, got {k}")
-    if x.is_cuda or k in (0, 2, 3) or k > 64 or (torch.is_grad_enabled() and x.requires_grad):
+    if (x.is_cuda or k in (0, 2, 3) or k > 64 or torch.get_num_threads() > 1
+            or (torch.is_grad_enabled() and x.requires_grad)):
         return x.pow(k)
+    return _pow_by_squaring(x, k)
+
+
+def _pow_by_squaring(x: torch.Tensor, k: int) -> torch.Tensor:
+    if k == 0:
+        return torch.ones_like(x)
     if k == 1:
         return x.clone()
     out: torch.Tensor | None = None
@@ -282,8 +291,43 @@ def objective_terms(s: torch.Tensor, y: torch.Tensor, m: int) -> tuple[torch.Ten
 
 # --- 4. the update rule --------------------------------------------------------------------------
 
+def _buffer(work: dict | None, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
+    """A reusable scratch tensor from ``work`` (None: let torch allocate). Reusing the (B, K, 10)
+    buffers across minibatches avoids a fresh multi-megabyte allocation per step, which on Linux
+    costs a page fault per 4 kB (measured: ~45 % of the CPU time of a K = 100 training step)."""
+    if work is None:
+        return None
+    t = work.get(name)
+    if t is None or t.shape != shape or t.dtype != like.dtype or t.device != like.device:
+        t = work[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return t
+
+
+def _power_into(x: torch.Tensor, k: int, out: torch.Tensor | None, tmp: torch.Tensor | None) -> torch.Tensor:
+    """x^k into ``out`` (scratch ``tmp``), following ``ipow``'s choice of method."""
+    if out is None or tmp is None:
+        return ipow(x, k)
+    if x.is_cuda or k in (0, 2, 3) or k > 64 or torch.get_num_threads() > 1:
+        return torch.pow(x, k, out=out)
+    if k == 0:
+        return out.fill_(1.0)
+    tmp.copy_(x)
+    first = True
+    while k:
+        if k & 1:
+            if first:
+                out.copy_(tmp)
+                first = False
+            else:
+                out.mul_(tmp)
+        k >>= 1
+        if k:
+            tmp.mul_(tmp)
+    return out
+
+
 def update_direction(xi: torch.Tensor, v: torch.Tensor, y: torch.Tensor, *, n: int, m: int, T: float,
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+                     work: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Negative gradient of C (summed over the batch) w.r.t. xi, up to the positive factor 2 m n / T.
 
     Returns (G (K, 794), Y (B, 10)). With c_{b,alpha} = (t - Y)^(2m-1) (1 - Y^2) and
@@ -291,10 +335,19 @@ def update_direction(xi: torch.Tensor, v: torch.Tensor, y: torch.Tensor, *, n: i
       G_vis = A^T v,   A_{b,mu} = sum_alpha c_{b,alpha} [f'(on_{b,mu,alpha}) - f'(h_{b,mu})]
       G_lab[mu, gamma] = 2 sum_b c_{b,gamma} f'(on_{b,mu,gamma}) - sum_b A_{b,mu}
     (sigma^{on,alpha}_gamma = 2 delta_{alpha gamma} - 1 and sigma^{off}_gamma = -1.) The constant is
-    irrelevant: the update normalises every memory's step by its largest component.
+    irrelevant: the update normalises every memory's step by its largest component. ``work``: a
+    dict the caller keeps across steps, holding the (B, K, 10) scratch buffers.
     """
     v = v.to(xi.dtype).flatten(1)  # (B, 784)
-    s, d_on, d_h = _score_parts(xi, v, n, T)
+    vis, lab = xi[:, :N_PIXELS], xi[:, N_PIXELS:]
+    shape = (len(v), len(xi), N_CLASSES)
+    r_h = torch.addmm(lab.sum(1).div(-T), v, vis.T, alpha=1.0 / T)  # (B, K): h / T
+    r_on = torch.add(r_h.unsqueeze(2), (2.0 / T) * lab, out=_buffer(work, "r_on", shape, xi))  # (B, K, 10)
+    r_on.clamp_min_(0.0)  # relu(on / T)
+    r_h.clamp_min_(0.0)  # relu(h / T)
+    d_on = _power_into(r_on, n - 1, _buffer(work, "d_on", shape, xi), _buffer(work, "tmp", shape, xi))
+    d_h = ipow(r_h, n - 1)  # (B, K)
+    s = r_on.mul_(d_on).sum(1) - (d_h * r_h).sum(1, keepdim=True)  # (B, 10): pre-tanh scores
     c = objective_terms(s, y, m)[1] / (-2.0 * m)  # (B, 10): (t - Y)^(2m-1) (1 - Y^2)
     W = d_on.mul_(c.unsqueeze(1))  # (B, K, 10): c_{b,alpha} f'(on_{b,mu,alpha}), reusing d_on
     A = W.sum(2) - d_h * c.sum(1, keepdim=True)  # (B, K)
@@ -338,10 +391,12 @@ def make_step(cfg: DAMConfig) -> Callable[..., dict[str, float]]:
     """A ``robustlib.train.fit`` step: closed-form direction at this epoch's temperature, then the
     Krotov update (the optimizer's lr is set per epoch by ``lr_lambda``)."""
 
+    work: dict[str, torch.Tensor] = {}  # scratch buffers reused by every step
+
     def step(model: DAM, batch, optimizer: torch.optim.Optimizer) -> dict[str, float]:
         T = cfg.temperature(batch.epoch)
         model.T = T  # evaluation during the ramp uses the current temperature
-        G, Y = update_direction(model.xi, to_pm1(batch.x), batch.y, n=model.n, m=model.m, T=T)
+        G, Y = update_direction(model.xi, to_pm1(batch.x), batch.y, n=model.n, m=model.m, T=T, work=work)
         model.xi.grad = G
         optimizer.step()
         model.xi.grad = None
