@@ -461,7 +461,9 @@ class MfbmProfile(Profile):
     small_noise: int = 1000  # noise draws per visible state (App. E: 1000)
     small_eps: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
     # stage 1: 16 visible + 32 hidden on the most frequent 4x4 patterns (one batch)
+    pattern_images: int | None = None  # training images the patch statistics use (None: all 60,000)
     n_patterns: int = 679
+    free_iters: int = 100  # free-phase iterations per order (paper: 100; early stop when converged)
     stage1_steps: int = 150
     stage1_lr: float = 0.002
     # stage 2: 64 visible + 4 x 32 sub-machine + n_top top units on 8x8 patches (0 steps: the
@@ -506,12 +508,12 @@ class MfbmProfile(Profile):
 register("mfbm", {
     # every code path on tiny data: the staged 8x8 machine (a few steps), a tiny distillation
     "smoke": MfbmProfile(
-        "smoke", "mfbm", small_steps=20, small_log_every=5, small_noise=20, small_eps=(0.1, 0.5),
-        n_patterns=100, stage1_steps=6, stage2_steps=4, stage2_examples=4000, stage2_batch=1000, n_top=16,
-        rbm_steps=3, checkpoints=(0, 2, 4), feature_iters=5, n_train=300, clf_epochs=1, lenet_epochs=1,
-        n_clean=200, noise_patterns=10, noise_draws=5, noise_eps=(0.2, 0.8), n_attack=6, grad_step=0.5,
-        grad_max_steps=10, boundary_images=3, boundary_steps=5, gaussian_draws=1, line_grid=8,
-        distill_epochs=1, distill_batch=64,
+        "smoke", "mfbm", small_steps=16, small_log_every=4, small_noise=20, small_eps=(0.1, 0.5),
+        pattern_images=1000, n_patterns=100, free_iters=30, stage1_steps=4, stage2_steps=2, stage2_examples=2000,
+        stage2_batch=500, n_top=8, rbm_steps=2, checkpoints=(0, 2), feature_iters=3, n_train=100, clf_epochs=1,
+        lenet_epochs=1, n_clean=100, noise_patterns=8, noise_draws=4, noise_eps=(0.2, 0.8), n_attack=4,
+        grad_step=0.5, grad_max_steps=4, boundary_images=2, boundary_steps=3, gaussian_draws=1, line_grid=6,
+        surrogate_iters=2, distill_epochs=1, distill_batch=50,
     ),
     # the spec's quick version (section 8): App. D/E exactly; the 4x4 machine as a 4x4 conv layer
     # (32x25x25) at four pre-training checkpoints; 4,000 training images; 100 attacked images

@@ -280,3 +280,158 @@ def test_T7_batch_normalisation():
     assert r1.log_p.exp().sum().item() < 1
     r1w = M.mean_field_D(mach, v[:1], p0[:1] * 10, M.MeanFieldConfig(normalise="when>1"))
     assert r1w.log_z_used == r1.log_z_used
+
+
+# --- patch data -------------------------------------------------------------------------------------
+
+def test_patch_codes_match_literal_bits_and_decode():
+    from robustlib import data
+
+    x = data.mnist("train")[0][:3]
+    for size in (4, 8):
+        codes = M.patch_codes(x, size)
+        cols = data.patches((x >= M.THRESHOLD).float(), size)  # (N * P, size^2) row-major
+        assert len(codes) == len(cols)
+        for r in (0, 77, 400, len(cols) - 1):
+            literal = sum(int(b) << k for k, b in enumerate(cols[r].tolist()))
+            if literal >= 2**63:
+                literal -= 2**64  # two's complement of bit 63
+            assert codes[r].item() == literal
+        assert torch.equal(M.decode(codes, size), cols.to(DT) * 2 - 1)
+
+
+def test_top_patterns_and_batches():
+    from robustlib import data
+
+    ps = M.top_patterns(data.mnist("train")[0][:500], k=50)
+    assert ps.patterns.shape == (50, 16) and ps.p0.sum().item() == pytest.approx(1.0)
+    assert (ps.p0[:-1] >= ps.p0[1:]).all()  # most frequent first
+    assert (ps.patterns[0] == -1).all()  # the blank patch is the most frequent
+    assert 0 < ps.coverage <= ps.coverage_of(60) <= 1
+    codes = torch.tensor([5, 5, 7, 5, 9], dtype=torch.int64)
+    v, p0 = M.batch_of_codes(codes, 4)
+    assert torch.allclose(p0, torch.tensor([0.6, 0.2, 0.2], dtype=DT))
+    assert torch.equal(v[0], M.decode(torch.tensor([5]), 4)[0])
+
+
+# --- staged machine ---------------------------------------------------------------------------------
+
+def test_staged_machine_copies_the_small_machine_into_each_quadrant():
+    small = small_machine(nv=16, nh=6, std=0.2, seed=7)
+    big = M.staged_machine(small, n_top=5, init_std=0.1, generator=torch.Generator().manual_seed(0))
+    W, Jh, bh = big.weights().detach(), big.hidden_couplings().detach(), big.bh.detach()
+    assert W.shape == (64, 29) and Jh.shape == (29, 29)
+    for q in range(4):
+        hs = slice(6 * q, 6 * q + 6)
+        assert torch.equal(W[M.quadrant_visible(q), hs], small.weights().detach())
+        assert torch.equal(Jh[hs, hs], small.hidden_couplings().detach())
+        assert torch.equal(bh[hs], small.bh.detach())
+        others = [i for i in range(64) if i not in M.quadrant_visible(q)]
+        assert (W[others, hs] == 0).all()  # a sub-machine sees only its quadrant
+    assert (W[:, 24:] == 0).all()  # no visible-top couplings
+    assert (Jh[:6, 6:12] == 0).all()  # sub-machines are not coupled to each other
+    assert (Jh[:24, 24:] != 0).all() and torch.equal(Jh, Jh.T) and (Jh.diagonal() == 0).all()
+    # quadrant 0 of an 8x8 patch is its top-left 4x4 block, in row-major order
+    img = torch.arange(64).reshape(8, 8)
+    assert torch.equal(img.flatten()[M.quadrant_visible(0)], img[:4, :4].flatten())
+    assert torch.equal(img.flatten()[M.quadrant_visible(3)], img[4:, 4:].flatten())
+    # training keeps the block sparsity
+    v = torch.where(torch.rand(8, 64, generator=torch.Generator().manual_seed(1)) < 0.5, -1.0, 1.0).to(DT)
+    M.train_machine(big, lambda s: (v, torch.full((8,), 1 / 8, dtype=DT)),
+                    M.MachineTraining(steps=2, lr=0.05, mf=M.MeanFieldConfig(free_iters=20)))
+    W2, J2 = big.weights().detach(), big.hidden_couplings().detach()
+    assert ((W2 != 0) <= (big.w_mask != 0)).all() and (J2[:6, 6:12] == 0).all() and (W2[:, 24:] == 0).all()
+
+
+# --- the unrolled network -----------------------------------------------------------------------------
+
+def test_T8_unrolled_conv_equals_the_iteration_patch_by_patch_and_shapes():
+    from robustlib import data
+
+    g = torch.Generator().manual_seed(0)
+    small = M.BoltzmannMachine(16, 6, init_std=0.3, generator=g)
+    big = M.staged_machine(small, n_top=7, init_std=0.2, generator=g)
+    with torch.no_grad():
+        big.bh.normal_(0, 0.3, generator=g)
+    x = data.mnist("test")[0][:2]
+    layer = M.MeanFieldConv.from_machine(big, kernel=8, iters=20, outputs=M.top_units(big, 7))
+    out = layer(x)
+    assert out.shape == (2, 7, 21, 21)
+    W, Jh, bh = (t.detach() for t in (big.weights(), big.hidden_couplings(), big.bh))
+    cols = data.patches(x.to(DT), 8)  # (2 * 441, 64), row-major patches, positions row-major
+    for r in (0, 100, 440, 441 + 230):
+        n, pos = divmod(r, 441)
+        m = M.clamped_phase((2 * cols[r:r + 1] - 1), W, Jh, bh, iters=20)[0, -7:]
+        assert torch.allclose(out[n, :, pos // 21, pos % 21].to(DT), m, atol=2e-5), r
+    # with gradients (attack mode) the same values
+    xg = x.clone().requires_grad_(True)
+    assert torch.allclose(layer(xg), out, atol=1e-6)
+    clf = M.Classifier(7, 21)
+    assert clf.body(out).shape == (2, 32, 6, 6) and clf(out).shape == (2, 10)
+    c128 = M.Classifier(128, 21)
+    h = torch.zeros(1, 128, 21, 21)
+    shapes = [tuple(F_.shape) for F_ in (c128.conv1(h), c128.conv2(c128.conv1(h)))]
+    assert shapes == [(1, 128, 11, 11), (1, 64, 6, 6)] and c128.fc.in_features == 32 * 6 * 6
+    dist = M.DistilledNet(clf.fc, kernel=8)
+    assert dist.body(x).shape == (2, 32, 6, 6) and dist(x).shape == (2, 10)
+    # 4x4 machine as a layer: 32 x 25 x 25
+    assert M.MeanFieldConv.from_machine(M.BoltzmannMachine(16, 32), kernel=4)(x).shape == (2, 32, 25, 25)
+
+
+def test_feature_layer_rejects_bad_input_sizes():
+    with pytest.raises(ValueError, match="kernel"):
+        M.MeanFieldConv(torch.zeros(10, 3), torch.zeros(3, 3), torch.zeros(3), kernel=4)
+    with pytest.raises(ValueError, match="outputs"):
+        M.MeanFieldConv(torch.zeros(16, 3), torch.zeros(3, 3), torch.zeros(3), kernel=4, outputs=(2, 5))
+    with pytest.raises(ValueError, match="free_order"):
+        M.MeanFieldConfig(free_order=5)
+    with pytest.raises(ValueError, match="normalise"):
+        M.MeanFieldConfig(normalise="sometimes")
+
+
+# --- noise response and the attack ------------------------------------------------------------------
+
+def test_noise_response_equals_a_literal_loop():
+    mach = small_machine(nv=5, nh=4, std=0.4, seed=9)
+    W, Jh, bh = (t.detach() for t in (mach.weights(), mach.hidden_couplings(), mach.bh))
+    v = M.all_states(5)[:3]
+    eps = [0.3]
+    got = M.noise_response(W, Jh, bh, v, eps, n_noise=7, seed=4, chunk=6)  # several chunks
+    g = torch.Generator().manual_seed(4)
+    total = torch.zeros(3, dtype=DT)
+    clean = M.clamped_phase(v, W, Jh, bh, iters=20)
+    per = max(1, 6 // 3)
+    done = 0
+    while done < 7:
+        k = min(per, 7 - done)
+        noise = (torch.rand(k, 3, 5, generator=g, dtype=DT) * 2 - 1) * 0.3
+        for a in range(k):
+            for p in range(3):
+                noisy = M.clamped_phase((v[p] + noise[a, p])[None], W, Jh, bh, iters=20)[0]
+                total[p] += (noisy - clean[p]).norm()
+        done += k
+    assert torch.allclose(got[0], total / 7, atol=1e-12)
+    assert (got >= 0).all()
+
+
+def test_iterative_l2_on_a_linear_model(linear_problem):
+    """For a linear 2-class model the normalised gradient is the same unit vector at every step:
+    away from the box the first misclassified iterate lies exactly ceil(d / step) steps out, with
+    d = margin / ||w_1 - w_0|| the minimal L2 distance."""
+    model, x, _ = linear_problem
+    x = 0.25 + 0.5 * x  # interior images: short paths never touch the [0, 1] box
+    with torch.no_grad():
+        z = model(x)
+    y = z.argmax(1)
+    step = 0.05
+    res = M.iterative_l2(model, x, y, step=step, max_steps=400)
+    w = (model.weight[1] - model.weight[0]).detach().to(DT)
+    exact = (z[:, 1] - z[:, 0]).abs().to(DT) / w.norm()
+    expected = torch.ceil(exact / step) * step
+    assert torch.isfinite(res.distances).all()
+    assert torch.allclose(res.distances, expected, atol=1e-4), (res.distances, expected)
+    with torch.no_grad():
+        assert (model(res.adversarials).argmax(1) != y).all()
+    # images leave the batch once fooled: a tiny step budget finds only the closest ones
+    short = M.iterative_l2(model, x, y, step=step, max_steps=2)
+    assert torch.equal(torch.isfinite(short.distances), expected <= 2 * step + 1e-9)
