@@ -7,8 +7,8 @@
    extrapolated to one epoch (60 minibatches); both produce the same weights (checked).
 2. Second-choice (decision-boundary) set generation: batched over all images with a per-image
    stopping rule vs one image at a time.
-3. The integer power by repeated squaring vs ``torch.pow`` on a (1000, 100, 10) tensor, with one
-   thread and with the default threads (``dam.ipow`` picks squaring only with one thread).
+3. The integer power by repeated squaring (``dam.ipow`` on the CPU) vs ``torch.pow`` on a
+   (1000, 100, 10) tensor, with one thread and with the default threads.
 
 Run: ``.venv/bin/python bench/bench_dam.py`` (2-core CPU: a few minutes). The numbers depend on
 the load of the machine; the ratios much less.
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import time
 
+from robustlib import data  # first: robustlib sets OMP_WAIT_POLICY=PASSIVE before torch loads
+from robustlib.models import dam
+
 import numpy as np
 import torch
-
-from robustlib import data
-from robustlib.models import dam
 
 K, N_MEM, M_POW, T = 2000, 20, 30, 540.0
 BATCHES = 3

@@ -48,17 +48,16 @@ DTYPE = torch.float64
 def ipow(x: torch.Tensor, k: int) -> torch.Tensor:
     """x^k for a non-negative integer k (a new tensor).
 
-    Single-threaded on the CPU, ``torch.pow`` with an integer exponent calls the scalar
-    ``std::pow`` per element and repeated squaring (~log2(k) in-place products) is faster. With
-    several threads each of those passes pays a parallel-region barrier, which on a loaded 2-core
-    machine made squaring 3x slower than ``torch.pow``'s single pass (bench/bench_dam.py measures
-    both), so squaring is used only with one thread. Exact up to rounding (a few ulp). Autograd
-    (in-place products cannot be differentiated) and the GPU always use ``torch.pow``.
+    On the CPU ``torch.pow`` with an integer exponent calls the scalar ``std::pow`` per element;
+    repeated squaring (~log2(k) in-place products) is ~1.4x faster with one or two threads
+    (bench/bench_dam.py). This needs OpenMP's passive waiting (robustlib sets
+    ``OMP_WAIT_POLICY=PASSIVE`` before torch loads): with spinning threads on a loaded machine each
+    extra pass pays a barrier and squaring was 3x slower than ``torch.pow``. Exact up to rounding
+    (a few ulp). Autograd (in-place products cannot be differentiated) and the GPU use ``torch.pow``.
     """
     if k < 0:
         raise ValueError(f"ipow needs a non-negative integer exponent, got {k}")
-    if (x.is_cuda or k in (0, 2, 3) or k > 64 or torch.get_num_threads() > 1
-            or (torch.is_grad_enabled() and x.requires_grad)):
+    if x.is_cuda or k in (0, 2, 3) or k > 64 or (torch.is_grad_enabled() and x.requires_grad):
         return x.pow(k)
     return _pow_by_squaring(x, k)
 
@@ -307,7 +306,7 @@ def _power_into(x: torch.Tensor, k: int, out: torch.Tensor | None, tmp: torch.Te
     """x^k into ``out`` (scratch ``tmp``), following ``ipow``'s choice of method."""
     if out is None or tmp is None:
         return ipow(x, k)
-    if x.is_cuda or k in (0, 2, 3) or k > 64 or torch.get_num_threads() > 1:
+    if x.is_cuda or k in (0, 2, 3) or k > 64:
         return torch.pow(x, k, out=out)
     if k == 0:
         return out.fill_(1.0)
