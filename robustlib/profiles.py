@@ -226,8 +226,9 @@ class DamProfile(Profile):
     tune_grid: tuple[tuple[float, ...], ...] = ((40.0, 75.0, 150.0, 300.0), (40.0, 75.0, 150.0, 300.0),
                                                 (300.0, 400.0, 540.0), (250.0, 350.0, 500.0))
     n_val: int = 10000
-    # the ReLU MLP of the baselines chapter (extra row/column of both transfer tables)
-    mlp_epochs: int = 3
+    # the ReLU MLP of the baselines chapter, with its recipe and epochs (extra row/column of both
+    # transfer tables)
+    mlp_epochs: int = 20
     # clean error and calibration (Fig. 6)
     n_clean: int | None = None  # test images (None: all 10,000)
     confidence_edges: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99, 1.0)
@@ -255,8 +256,9 @@ class DamProfile(Profile):
     whitebox_headline_eps: float = 0.1  # = 0.2 on the paper's [-1, 1] scale
     pgd_steps: int = 100
     pgd_restarts: int = 5
-    n_boundary_attack: int = 500
-    boundary_attack_steps: int = 2000
+    n_boundary_attack: int = 200  # images for the decision-based L2 attacks
+    boundary_attack_steps: int = 1000
+    hsja_steps: int = 32  # HopSkipJump iterations (0: not run)
     noise_draws: int = 50
     attack_batch: int = 1000
 
@@ -269,14 +271,14 @@ register("dam", {
         mlp_epochs=1, n_clean=500, confidence_edges=(0.1, 0.5, 1.0), min_bin_count=1,
         rubbish_per_class=2, rubbish_steps=20, n_triplets=2, boundary_max_steps=30, trajectory_steps=30,
         n_transfer=20, n_fgsm=50, fgsm_eps=(0.0, 0.2, 0.3, 0.5), whitebox_n=(20,), n_whitebox=8,
-        pgd_steps=3, pgd_restarts=1, n_boundary_attack=2, boundary_attack_steps=10, noise_draws=1,
+        pgd_steps=3, pgd_restarts=1, n_boundary_attack=2, boundary_attack_steps=10, hsja_steps=1, noise_draws=1,
         attack_batch=250,
     ),
     "quick": DamProfile(
-        "quick", "dam", K=100, epochs=12, n_eval_during_training=1000,
+        "quick", "dam", K=100, epochs=12, n_eval_during_training=1000, mlp_epochs=5,
         rubbish_per_class=20, rubbish_steps=300, n_transfer=500, n_fgsm=1000,
         fgsm_eps=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), n_whitebox=200, pgd_steps=40, pgd_restarts=1,
-        n_boundary_attack=32, boundary_attack_steps=500, noise_draws=10, attack_batch=500,
+        n_boundary_attack=32, boundary_attack_steps=500, hsja_steps=0, noise_draws=10, attack_batch=500,
     ),
     "paper": DamProfile(
         "paper", "dam", tune_epochs=15,

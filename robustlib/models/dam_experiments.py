@@ -443,6 +443,18 @@ class Run:
                                              attack="gaussian_noise", batch_size=p.attack_batch, device=self.device,
                                              seed=self.seed, draws=p.noise_draws)
                 rows["noise_median_l2"] = noise.median()
+                l2_results = [noise] + ([bnd] if not math.isnan(rows["boundary_median_l2"]) else [])
+                rows["hsja_median_l2"] = math.nan
+                if p.hsja_steps > 0:
+                    try:
+                        hsja = attacks.min_distance(model, x[:p.n_boundary_attack], y[:p.n_boundary_attack],
+                                                    attack="hsja", batch_size=p.attack_batch, device=self.device,
+                                                    seed=self.seed, steps=p.hsja_steps)
+                        rows["hsja_median_l2"] = hsja.median()
+                        l2_results.append(hsja)
+                    except ImportError:
+                        pass
+                rows["all_decision_median_l2"] = attacks.compound(*l2_results).median()
                 rows["seconds"] = time.perf_counter() - t0
                 out[name] = rows
             return {"eps01": list(p.whitebox_eps), "by_model": out, "n_images": len(x),
