@@ -164,7 +164,7 @@ def gaussian_noise(model, x, y, eps=None, *, draws: int = 20, max_scale: float =
     """
     best = x.clone()
     best_d = torch.full((len(x),), math.inf, device=x.device, dtype=torch.float64)
-    ts = torch.logspace(math.log10(0.05), math.log10(max_scale), grid, device=x.device)
+    ts = torch.logspace(math.log10(0.05), math.log10(max_scale), grid, device=x.device, dtype=x.dtype)
     for _ in range(draws):
         d = torch.randn_like(x)
         d = d / d.flatten(1).norm(dim=1).reshape(-1, *([1] * (x.ndim - 1)))
@@ -228,7 +228,7 @@ def transfer(model, x, y, eps=None, *, source: torch.nn.Module, norm: str = "l2"
     d = x_src - x
     n = distance(d, torch.zeros_like(d), norm).to(x.device, x.dtype).clamp_min(1e-12)
     d = d / n.reshape(-1, *([1] * (x.ndim - 1)))  # unit size in the attack norm
-    ts = torch.logspace(math.log10(0.01), math.log10(max_scale), grid, device=x.device)
+    ts = torch.logspace(math.log10(0.01), math.log10(max_scale), grid, device=x.device, dtype=x.dtype)
     adv, _ = _line_search(model, x, y, d, ts, bisect)
     return adv
 
@@ -279,8 +279,8 @@ def _starting_points(model, x, y) -> tuple[torch.Tensor, torch.Tensor]:
         found = _fooled(model, start, y)
     # Walk each start back toward its image: bisection on the blend x + t (start - x), t in [0, 1],
     # so the attack begins next to the decision boundary rather than deep in noise.
-    lo = torch.zeros(len(x), device=x.device)
-    hi = torch.ones(len(x), device=x.device)
+    lo = torch.zeros(len(x), device=x.device, dtype=x.dtype)
+    hi = torch.ones(len(x), device=x.device, dtype=x.dtype)
     shape = (-1, *([1] * (x.ndim - 1)))
     for _ in range(12):
         mid = (lo + hi) / 2

@@ -127,7 +127,7 @@ def _split(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     """Move tensor leaves into ``tensors`` (keyed by path) and return the JSON remainder."""
     if isinstance(obj, torch.Tensor):
         key = prefix or "value"
-        tensors[key] = obj.detach().cpu().contiguous()
+        tensors[key] = obj.detach().cpu().clone()  # own storage: safetensors refuses shared memory
         return {_TENSOR: key}
     if isinstance(obj, Mapping):
         for k in obj:

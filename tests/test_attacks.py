@@ -185,3 +185,11 @@ def test_models_are_evaluated_in_eval_mode_and_restored(small_mlp):
     attacks.evaluate(small_mlp, x[:4], y[:4], attack="fgsm", epsilons=[0.1])
     assert seen and not any(seen) and small_mlp.training
     small_mlp.eval()
+
+
+def test_line_search_attacks_accept_float64_images(linear_problem):
+    model, x, y = linear_problem
+    model = model.double()
+    res = attacks.min_distance(model, x.double(), y, attack="gaussian_noise", draws=1)
+    assert res.distances.dtype == torch.float64 and torch.isfinite(res.distances).any()
+    model.float()

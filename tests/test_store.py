@@ -105,3 +105,9 @@ def test_rewriting_an_unchanged_scorecard_keeps_the_file(tmp_store):
     assert path.read_text() == before
     store.write_scorecard("baselines", "quick", [{**row, "ours": "3"}])
     assert path.read_text() != before
+
+
+def test_leaves_sharing_memory_are_stored(tmp_store):
+    t = torch.arange(4.0)
+    out = store.cached("shared", {}, lambda: {"a": t, "b": t, "c": t[:2]}, notebook="baselines", profile="quick")
+    assert torch.equal(out["a"], t) and torch.equal(out["c"], t[:2])
