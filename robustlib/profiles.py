@@ -436,7 +436,7 @@ register("abs", {
     ),
     "quick": AbsProfile(
         "quick", "abs", vae_per_class=500, vae_epochs=5, vae_anneal_epochs=3.0, vae_batch_rows=32, vae_lr=3e-3,
-        n_samples=800, abs_steps=10, cnn_train=30000, cnn_epochs=1, cnn_lr=1e-3, cnn_batch=64, sub_train=10000,
+        n_samples=800, abs_steps=10, cnn_train=40000, cnn_epochs=1, cnn_lr=1e-3, cnn_batch=32, sub_train=10000,
         sub_epochs=1, madry_train=4000, madry_epochs=1, madry_pgd_steps=3, madry_ramp=1.0, madry_from_cnn=True,
         nn_train=10000, n_clean=100, n_clean_baselines=2000, n_attack=16,
         l2_grid=(0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0), linf_grid=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),

@@ -390,3 +390,58 @@ def test_madry_training_adversary_stays_in_ball():
     xa = A.pgd_linf_train_batch(cnn, x, y, 0.3, 3, 0.1)
     assert ((xa - x).abs().max() <= 0.3 + 1e-6) and xa.min() >= 0 and xa.max() <= 1
     assert cnn.training  # mode restored
+
+
+# --- 5. scorecard logic (verdicts computed from numbers) ---------------------------------------
+
+def _fake_results(l2_abs: float, noise_abs: float):
+    from robustlib.attacks import DistanceResult
+    from robustlib.models import abs_experiments as X
+
+    def dr(label, norm, med):  # 8 images at the median, 2 at half of it
+        d = torch.full((10,), float(med), dtype=torch.float64)
+        d[:2] = med / 2
+        return DistanceResult(label, norm, d, torch.zeros(10, 1, 28, 28))
+
+    results = {}
+    for name in X.MODELS:
+        l2 = l2_abs if name == "ABS" else X.PAPER[name]["l2"][0]
+        per = {"PGD (L2)": dr("PGD (L2)", "l2", l2), "Gaussian noise": dr("Gaussian noise", "l2", noise_abs),
+               "PGD (L∞)": dr("PGD (L∞)", "linf", X.PAPER[name]["linf"][0])}
+        if name in X.ABS_MODELS:
+            per["Latent Descent"] = dr("Latent Descent", "l2", l2 + 0.1)
+        else:
+            per["Pointwise"] = dr("Pointwise", "l0", X.PAPER[name]["l0"][0])
+        results[name] = per
+    return results
+
+
+def test_scorecard_verdicts_follow_the_numbers():
+    from robustlib import profiles
+    from robustlib.models import abs_experiments as X
+
+    clean = {"accuracy": {k: 0.99 for k in X.MODELS}, "n": {k: 100 for k in X.MODELS},
+             "abs_confidence": torch.full((100,), 0.9)}
+    distal = {"target": torch.arange(10), "CNN": {"noise_confidence": torch.full((10,), 0.9),
+                                                  "success": torch.ones(10, dtype=torch.bool)},
+              "ABS": {"noise_confidence": torch.full((10,), 0.1), "success": torch.zeros(10, dtype=torch.bool)}}
+    bound = {"epsilon": torch.full((10,), 0.5)}
+    quick = profiles.get("abs", "quick")
+    good = _fake_results(l2_abs=2.24, noise_abs=10.9)
+    rows = X.scorecard_targets(quick, clean, good, X.combined(good), distal, bound)
+    assert [r["id"] for r in rows] == [f"ABS-{i}" for i in range(1, 11)]
+    v = {r["id"]: r["verdict"] for r in rows}
+    assert v["ABS-1"] == v["ABS-2"] == v["ABS-3"] == v["ABS-7"] == v["ABS-10"] == "reproduced"
+    assert v["ABS-5"] == v["ABS-8"] == v["ABS-9"] == "not run"
+    # ABS no more robust than the CNN and Gaussian noise below Latent Descent: not reproduced
+    bad = _fake_results(l2_abs=1.0, noise_abs=0.5)
+    v = {r["id"]: r["verdict"] for r in X.scorecard_targets(quick, clean, bad, X.combined(bad), distal, bound)}
+    assert v["ABS-2"] == "not reproduced" and v["ABS-3"] == "not reproduced"
+    # paper profile: within tolerance -> reproduced; the bound above a found adversarial -> not
+    paper = profiles.get("abs", "paper")
+    v = {r["id"]: r["verdict"] for r in X.scorecard_targets(paper, clean, good, X.combined(good), distal, bound)}
+    assert v["ABS-2"] == "reproduced" and v["ABS-8"] == "reproduced" and v["ABS-9"] == "reproduced"
+    assert v["ABS-5"] == "not run"
+    big = {"epsilon": torch.full((10,), 5.0)}
+    v = {r["id"]: r["verdict"] for r in X.scorecard_targets(paper, clean, good, X.combined(good), distal, big)}
+    assert v["ABS-9"] == "not reproduced"

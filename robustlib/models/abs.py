@@ -376,7 +376,8 @@ class ABS(nn.Module):
         self.register_buffer("gamma", gamma)
         self._set_loop()
         if bank is None:
-            z = latent_bank(cfg.n_samples, L, cfg.bank_seed)
+            p = next(iter(self.decoder.buffers()), None)
+            z = latent_bank(cfg.n_samples, L, cfg.bank_seed).to(p.device if p is not None else "cpu")
             with torch.no_grad():
                 g = torch.cat([self.decoder(z[i:i + 1000, None].expand(-1, C, L)) for i in range(0, len(z), 1000)])
             bank = (z, g.transpose(0, 1).contiguous())  # (S, L), (C, S, 784)
@@ -518,7 +519,8 @@ class ProbabilityModel(nn.Module):
         s = self.model(x)
         if isinstance(self.model, ABS):
             cfg = self.model.config
-            e = torch.logaddexp(cfg.alpha * s.to(torch.float64), torch.tensor(math.log(cfg.eta), dtype=torch.float64))
+            log_eta = torch.full_like(s, math.log(cfg.eta), dtype=torch.float64)
+            e = torch.logaddexp(cfg.alpha * s.to(torch.float64), log_eta)
             return (e - torch.logsumexp(e, 1, keepdim=True)).to(s.dtype)
         return F.log_softmax(s, 1)
 
@@ -611,7 +613,7 @@ def lower_bound(model: ABS, x: torch.Tensor, y: torch.Tensor, *, recon_steps: in
     # beta = 0 changes the bank's best-sample criterion, not the bank: variant() shares it.
     res0 = rec_model.infer(x)
     xf = x.reshape(len(x), -1)
-    idx = torch.arange(len(x))
+    idx = torch.arange(len(x), device=x.device)
     r_y = (xf - res.recon[idx, y]).norm(dim=1)  # (N,)
     k_y = 0.5 * model.config.beta * res.z[idx, y].square().sum(1)
     r_c = (xf[:, None] - res0.recon).norm(dim=2)  # (N, C)

@@ -89,10 +89,12 @@ def load_cnn(kind: str, prof: AbsProfile, *, seed: int = 0, device: str = "cpu",
                "ramp": prof.madry_ramp, "from_cnn": prof.madry_from_cnn, "cnn_train": prof.cnn_train,
                "cnn_epochs": prof.cnn_epochs}
     else:
-        n, epochs = prof.cnn_train, (prof.sub_epochs if kind == "substitute" else prof.cnn_epochs)
+        n = prof.sub_train if kind == "substitute" else prof.cnn_train
+        epochs = prof.sub_epochs if kind == "substitute" else prof.cnn_epochs
         xs, ys = data.first(x, y, n)
         key = {"kind": kind, "epochs": epochs, "n": n, "lr": prof.cnn_lr}
-    batch = 128
+    batch = prof.cnn_batch
+    key["batch"] = batch
 
     def fit(model: A.CNN, ckpt) -> list[dict]:
         if kind == "madry" and init is not None:
@@ -221,7 +223,7 @@ def attack_plan(name: str, prof: AbsProfile) -> list[AttackSpec]:
         if prof.boundary_steps_abs > 0:
             plan.append(AttackSpec("Boundary", "l2", "boundary_from", {"steps": prof.boundary_steps_abs},
                                    start_from="Latent Descent"))
-    else:
+    elif prof.boundary_steps > 0:
         plan.append(AttackSpec("Boundary", "l2", "boundary", {"steps": prof.boundary_steps}))
     if name in prof.l0_models:
         plan += [AttackSpec("Salt & pepper", "l0", "salt_pepper", {"steps": prof.salt_pepper_steps}),
