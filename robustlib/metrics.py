@@ -168,6 +168,15 @@ def _align_chunk(args):
     return out, ok
 
 
+_ECC_POOLS: dict = {}  # worker count -> ProcessPoolExecutor (started once per process)
+
+
+def _shutdown_ecc_pools() -> None:
+    for pool in _ECC_POOLS.values():
+        pool.shutdown(wait=True, cancel_futures=True)
+    _ECC_POOLS.clear()
+
+
 def pass_scores(adversarial: torch.Tensor, original: torch.Tensor, *, workers: int | None = None,
                 return_converged: bool = False):
     """PASS of each pair of images (N, C, H, W) in [0, 1] -> (N,) float64 (1 = identical).
@@ -200,8 +209,20 @@ def pass_scores(adversarial: torch.Tensor, original: torch.Tensor, *, workers: i
 
         bounds = np.linspace(0, n, workers * 4 + 1).astype(int)
         chunks = [(mov[s:e], tpl[s:e]) for s, e in zip(bounds[:-1], bounds[1:]) if e > s]
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            parts = list(pool.map(_align_chunk, chunks))
+        if workers not in _ECC_POOLS:  # kept for the process: starting workers costs seconds each time
+            # fork: the workers only run OpenCV/numpy (single-threaded), never torch, and need not
+            # re-import the caller's main module (spawn fails for notebooks and stdin scripts)
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            if not _ECC_POOLS:
+                import atexit
+
+                atexit.register(_shutdown_ecc_pools)
+            _ECC_POOLS[workers] = ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
+        try:
+            parts = list(_ECC_POOLS[workers].map(_align_chunk, chunks))
+        except Exception:  # a broken pool (e.g. a killed worker): do the work here instead
+            _ECC_POOLS.pop(workers, None)
+            parts = [_align_chunk(c) for c in chunks]
         aligned = np.concatenate([p[0] for p in parts])
         ok = np.concatenate([p[1] for p in parts])
     scores = ssim(torch.from_numpy(aligned), torch.from_numpy(tpl))

@@ -156,8 +156,9 @@ class BangProfile(Profile):
     pgd_steps: int = 100
     pgd_restarts: int = 3
     linf_grid: tuple[float, ...] = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.25, 0.3, 0.4, 0.5)
+    l2_grid: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0)
     boundary_n: int = 200
-    boundary_steps: int = 2000
+    boundary_steps: int = 5000
     # CIFAR-10 quick: Table 2, Figs. 4-5 (only where CIFAR-10 can be loaded)
     cifar_iterations: int = 20_000
     cifar_rows: tuple[str, ...] = ("R0", "R1", "B0", "B1", "B2", "B3", "B4", "B5")
@@ -174,18 +175,20 @@ register("bang", {
         "smoke", "bang", n_train=2000, iterations=60, table_rows=("R0", "B1"), n_attack=40,
         grid_betas=(1.0, 1.6), grid_epsilons=(0.78, 0.84), grid_iterations=30, grid_n_acc=500, grid_n_attack=20,
         snapshot_every=20, noise_pool=400, noise_per_class=2, noise_draws=4, noise_sigmas=(50.0, 100.0),
-        beyond_n=10, pgd_steps=5, pgd_restarts=1, linf_grid=(0.1, 0.2, 0.3), boundary_n=4, boundary_steps=20,
+        beyond_n=10, pgd_steps=5, pgd_restarts=1, linf_grid=(0.1, 0.2, 0.3), l2_grid=(1.0, 2.0, 4.0), boundary_n=4,
+        boundary_steps=20,
         cifar_iterations=20, cifar_rows=("R0", "B0"), cifar_grid_betas=(), cifar_grid_epsilons=(),
         cifar_n_attack=20, cifar_snapshot_every=10, cifar_noise_per_class=2, cifar_noise_sigmas=(20.0, 40.0),
     ),
     "quick": BangProfile(
         "quick", "bang", iterations=2000, table_rows=("R0", "B1"), n_attack=1000,
         grid_betas=(1.0, 1.3, 1.6), grid_epsilons=(0.78, 0.81, 0.84), grid_iterations=600, grid_n_acc=5000,
-        grid_n_attack=300, snapshot_every=400, noise_pool=2000, noise_per_class=10, noise_draws=50,
-        noise_sigmas=(20.0, 40.0, 60.0, 80.0, 100.0), beyond_n=200, pgd_steps=20, pgd_restarts=1,
-        linf_grid=(0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5), boundary_n=25,
-        boundary_steps=500, cifar_iterations=4000, cifar_rows=("R0", "B0"), cifar_grid_betas=(),
-        cifar_grid_epsilons=(), cifar_n_attack=1000, cifar_noise_per_class=10,
+        grid_n_attack=200, snapshot_every=400, noise_pool=2000, noise_per_class=10, noise_draws=30,
+        noise_sigmas=(20.0, 40.0, 60.0, 80.0, 100.0), beyond_n=100, pgd_steps=20, pgd_restarts=1,
+        linf_grid=(0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
+        l2_grid=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0), boundary_n=20, boundary_steps=2000,
+        cifar_iterations=4000, cifar_rows=("R0", "B0"), cifar_grid_betas=(), cifar_grid_epsilons=(),
+        cifar_n_attack=1000, cifar_noise_per_class=10,
         cifar_noise_sigmas=(8.0, 16.0, 24.0, 32.0, 40.0),
     ),
     "paper": BangProfile("paper", "bang"),

@@ -238,7 +238,7 @@ def noise_flip_rates(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     noisy copy is clip(round(255 x + sigma z), 0, 255) / 255 [assumed, BA5]; every model sees the
     same draws (common random numbers). Returns (M, S) flip fractions.
     """
-    x, y = x.to(device), y.to(device)
+    x, y_cpu = x.to(device), y.cpu()
     n = len(x)
     counts = None
     per = max(1, batch_images // max(n, 1))  # draws per forward pass
@@ -251,9 +251,9 @@ def noise_flip_rates(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.T
             # one randn call per draw: the noise does not depend on how draws are batched
             z = torch.stack([torch.randn(x.shape, generator=g, device=device) for _ in range(m)])
             noisy = from_grey((grey[None] + torch.round(sigma * z)).clamp(0, 255)).reshape(m * n, *x.shape[1:])
-            pred = predict(noisy)
+            pred = predict(noisy).cpu()
             pred = pred[None] if pred.dim() == 1 else pred  # (M, m*n)
-            flips = (pred != y.repeat(m)[None]).sum(1).to(torch.float64).cpu()
+            flips = (pred != y_cpu.repeat(m)[None]).sum(1).to(torch.float64)
             if counts is None:
                 counts = torch.zeros(pred.shape[0], len(sigmas), dtype=torch.float64)
             counts[:, j] += flips
