@@ -430,7 +430,7 @@ class AbsProfile(Profile):
 register("abs", {
     "smoke": AbsProfile(
         "smoke", "abs", vae_per_class=100, vae_epochs=2, vae_anneal_epochs=1.0, vae_batch_rows=10, vae_lr=3e-3,
-        n_samples=40, abs_steps=2, cnn_train=600, cnn_epochs=1, cnn_lr=3e-3, sub_epochs=1, madry_train=200,
+        n_samples=40, abs_steps=2, cnn_train=600, cnn_epochs=1, cnn_lr=3e-3, sub_train=600, sub_epochs=1, madry_train=200,
         madry_epochs=1, madry_pgd_steps=1, madry_from_cnn=True, nn_train=500, n_clean=12, n_clean_baselines=200,
         n_attack=4, n_show=3, l2_grid=(0.5, 1.5, 3.0), linf_grid=(0.1, 0.3), l2_grid_abs=(1.0, 3.0),
         linf_grid_abs=(0.1, 0.3), pgd_steps=2, pgd_steps_abs=1, gaussian_draws=1, gaussian_draws_abs=1,
