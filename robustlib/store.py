@@ -292,10 +292,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _git_ignored(files: list[Path]) -> set[Path]:
+    """The files git ignores (large local-only weights, see .gitignore); empty without git."""
+    if not files:
+        return set()
+    try:
+        out = subprocess.run(["git", "-C", str(paths.root()), "check-ignore", "--stdin"], capture_output=True,
+                             text=True, timeout=30, input="\n".join(str(f) for f in files))
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {Path(line).resolve() for line in out.stdout.splitlines() if line.strip()}
+
+
 def _tracked(path: Path) -> bool:
     """Committed artifacts: everything except scratch ``smoke`` results and temporary files."""
     rel = path.relative_to(paths.artifacts_dir())
     return rel.parts[0] != "smoke" and not path.name.startswith(".") and path.name != MANIFEST
+
+
+def _committed(files: list[Path]) -> list[Path]:
+    """Tracked files that git does not ignore (what a clone of the repository holds)."""
+    files = [f for f in files if _tracked(f)]
+    ignored = _git_ignored(files)
+    return [f for f in files if f.resolve() not in ignored]
 
 
 @contextlib.contextmanager
@@ -330,9 +349,8 @@ def _write_manifest(entries: Mapping[str, str]) -> None:
 def update_manifest(files: list[Path]) -> None:
     with _manifest_lock():
         entries = read_manifest()
-        for f in files:
-            if _tracked(f):
-                entries[str(f.relative_to(paths.artifacts_dir()))] = _sha256(f)
+        for f in _committed(files):
+            entries[str(f.relative_to(paths.artifacts_dir()))] = _sha256(f)
         _write_manifest(entries)
 
 
@@ -340,7 +358,7 @@ def rebuild_manifest() -> int:
     """Re-list every committed artifact (after deleting stale ones by hand); returns the count."""
     with _manifest_lock():
         root = paths.artifacts_dir()
-        entries = {str(p.relative_to(root)): _sha256(p) for p in root.rglob("*") if p.is_file() and _tracked(p)}
+        entries = {str(p.relative_to(root)): _sha256(p) for p in _committed([p for p in root.rglob("*") if p.is_file()])}
         _write_manifest(entries)
     return len(entries)
 
@@ -356,8 +374,8 @@ def verify_manifest() -> list[str]:
             problems.append(f"listed but missing: {rel}")
         elif _sha256(p) != digest:
             problems.append(f"sha256 mismatch: {rel}")
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and _tracked(p) and str(p.relative_to(root)) not in entries:
+    for p in sorted(_committed([p for p in root.rglob("*") if p.is_file()])):
+        if str(p.relative_to(root)) not in entries:
             problems.append(f"not listed in MANIFEST: {p.relative_to(root)}")
     return problems
 

@@ -512,7 +512,7 @@ def descend(grad_fn: GradFn, v0: torch.Tensor, target: torch.Tensor, *, step: fl
     """
     if step <= 0 or max_steps < 0:
         raise ValueError(f"need step > 0 and max_steps >= 0, got {step}, {max_steps}")
-    v_all = v0.detach().to(DTYPE).flatten(1).clone()
+    v_all = v0.detach().to("cpu", DTYPE).flatten(1).clone()  # results gathered on the CPU
     N = len(v_all)
     steps = torch.zeros(N, dtype=torch.long)
     stopped = torch.zeros(N, dtype=torch.bool)
