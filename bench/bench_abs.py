@@ -77,7 +77,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--quick-only", action="store_true", help="only the quick settings (800 samples, 10 steps)")
     p.add_argument("--device", default="cpu")
-    args = p.parse_args()
+    args, _ = p.parse_known_args()  # also runs under `python -m robustlib bench abs`
     settings = [(800, 10)] + ([] if args.quick_only else [(8000, 50)])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, load average {load:.1f} "
