@@ -115,19 +115,35 @@ def _project(delta: torch.Tensor, x: torch.Tensor, e: torch.Tensor, norm: str) -
     return (x + delta).clamp(0, 1) - x  # box constraint: delta in [-x, 1 - x]
 
 
+def _logits_and_grad(model, x, y, loss) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x)
+        (g,) = torch.autograd.grad(loss(logits, y).sum(), x)
+    return logits.detach(), g
+
+
 def pgd_torch(model, x, y, eps, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
               restarts: int = 1, random_start: bool = True, loss="ce", grad_model=None, **_: Any) -> torch.Tensor:
     """PGD that is correct by construction: delta stays in the eps-ball and in [-x, 1 - x].
 
     Returns, per image, the first iterate that fools ``model`` over all restarts (else the last).
-    ``step_size`` (absolute) defaults to 2.5 * eps / steps per image (Madry et al.).
+    ``step_size`` (absolute) defaults to 2.5 * eps / steps per image (Madry et al.). Without a
+    ``grad_model`` the success check reuses the logits of the gradient pass (one forward per step).
     """
     check_norm(norm)
     e = _as_eps(eps, x)
     alpha = e * (2.5 / steps) if step_size is None else torch.full_like(e, step_size)
-    gm, lf = grad_model or model, _loss(loss)
+    lf = _loss(loss)
     best = x.clone()
     done = _fooled(model, x, y)
+
+    def record(point: torch.Tensor, logits: torch.Tensor | None) -> None:
+        fooled = (logits.argmax(1) != y) if logits is not None else _fooled(model, point, y)
+        hit = fooled & ~done
+        best[hit] = point[hit]
+        done.logical_or_(hit)
+
     for _ in range(restarts):
         if random_start:
             if norm == "linf":
@@ -140,17 +156,21 @@ def pgd_torch(model, x, y, eps, *, norm: str = "linf", steps: int = 40, step_siz
         else:
             delta = torch.zeros_like(x)
         for _ in range(steps):
-            g = _grad(gm, x + delta, y, lf)
+            point = x + delta
+            if grad_model is None:
+                logits, g = _logits_and_grad(model, point, y, lf)
+                record(point, logits)  # the iterate reached by the previous step
+            else:
+                g = _grad(grad_model, point, y, lf)
+                record(point, None)
+            if done.all():
+                return best
             if norm == "linf":
                 step = g.sign()
             else:
                 step = g / g.flatten(1).norm(dim=1).reshape(e.shape).clamp_min(1e-12)
             delta = _project(delta + alpha * step, x, e, norm).detach()
-            hit = _fooled(model, x + delta, y) & ~done
-            best[hit] = (x + delta)[hit]
-            done |= hit
-            if done.all():
-                return best
+        record(x + delta, None)  # the last iterate
         best[~done] = (x + delta)[~done]
     return best
 
