@@ -432,6 +432,11 @@ def test_iterative_l2_on_a_linear_model(linear_problem):
     assert torch.allclose(res.distances, expected, atol=1e-4), (res.distances, expected)
     with torch.no_grad():
         assert (model(res.adversarials).argmax(1) != y).all()
+    # bisection on the last segment: the exact minimal distance up to step / 2^refine
+    fine = M.iterative_l2(model, x, y, step=step, max_steps=400, refine=12)
+    assert torch.allclose(fine.distances, exact, atol=step / 2**12 + 1e-5)
+    with torch.no_grad():
+        assert (model(fine.adversarials).argmax(1) != y).all()
     # images leave the batch once fooled: a tiny step budget finds only the closest ones
     short = M.iterative_l2(model, x, y, step=step, max_steps=2)
     assert torch.equal(torch.isfinite(short.distances), expected <= 2 * step + 1e-9)

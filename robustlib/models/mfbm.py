@@ -677,7 +677,7 @@ class MeanFieldConv(nn.Module):
     """
 
     def __init__(self, W: torch.Tensor, Jh: torch.Tensor, bh: torch.Tensor, *, kernel: int, iters: int = 20,
-                 outputs: tuple[int, int] | None = None, chunk: int = 8192):
+                 outputs: tuple[int, int] | None = None, chunk: int = 1024):
         super().__init__()
         if W.shape[0] != kernel * kernel:
             raise ValueError(f"W must have kernel^2 = {kernel * kernel} rows, got {tuple(W.shape)}")
@@ -694,10 +694,11 @@ class MeanFieldConv(nn.Module):
         self.register_buffer("bias", bh.to(f32).clone())
         self.register_buffer("J2h", (2 * Jh).to(f32).contiguous())
         self.register_buffer("Jh_sq", (Jh * Jh).to(f32).contiguous())
-        # Eq. 5 rewritten for fused kernels: -4 m o ((1 - m^2) Jsq) = m o (k + m^2 (4 Jsq)),
-        # k = -4 * column sums of Jsq; so a step is tanh(addcmul(addmm(u, m, 2J), m, addmm(k, m^2, 4Jsq)))
+        # Eq. 5 rewritten for fewer passes over memory: -4 m o ((1 - m^2) Jsq) = m o k + m o (m^2 (4 Jsq))
+        # with k = -4 * column sums of Jsq, and m o k = m diag(k) folded into the zero diagonal of 2 J_h:
+        #   m <- tanh(u + m (2 J_h + diag k) + m o (m^2 (4 Jsq)))
+        self.register_buffer("J2k", (2 * Jh - 4 * torch.diag((Jh * Jh).sum(0))).to(f32).contiguous())
         self.register_buffer("Jh_sq4", (4 * Jh * Jh).to(f32).contiguous())
-        self.register_buffer("k", (-4 * (Jh * Jh).sum(0)).to(f32).contiguous())
 
     @classmethod
     def from_machine(cls, machine: BoltzmannMachine, *, kernel: int, iters: int = 20,
@@ -725,13 +726,20 @@ class MeanFieldConv(nn.Module):
     def iterate(self, u: torch.Tensor) -> torch.Tensor:
         """``iters`` steps of Eq. 5 on visible inputs u (P, nh) -> outputs (P, out_channels).
 
-        Two GEMMs with fused bias and three elementwise passes per step (the literal Eq. 5 of
-        ``clamped_step`` needs seven; test: both agree)."""
+        Two GEMMs and four elementwise passes per step (the literal Eq. 5 of ``clamped_step``
+        needs seven; test: both agree). Without autograd the buffers are reused in place."""
         m = torch.tanh(u)  # the first step from m_h = 0
-        inplace = not torch.is_grad_enabled() or not u.requires_grad
-        for _ in range(self.iters - 1):
-            pre = torch.addcmul(torch.addmm(u, m, self.J2h), m, torch.addmm(self.k, m * m, self.Jh_sq4))
-            m = pre.tanh_() if inplace else pre.tanh()
+        if torch.is_grad_enabled() and u.requires_grad:
+            for _ in range(self.iters - 1):
+                m = torch.tanh(torch.addmm(u, m, self.J2k) + m * ((m * m) @ self.Jh_sq4))
+        else:
+            m2, q, a = torch.empty_like(u), torch.empty_like(u), torch.empty_like(u)
+            for _ in range(self.iters - 1):
+                torch.mul(m, m, out=m2)
+                torch.mm(m2, self.Jh_sq4, out=q)
+                torch.addmm(u, m, self.J2k, out=a)
+                q.mul_(m).add_(a).tanh_()  # q becomes the new m
+                m, q = q, m
         return m[:, self.outputs[0]:self.outputs[1]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -741,8 +749,9 @@ class MeanFieldConv(nn.Module):
         u = u.permute(0, 2, 3, 1).reshape(-1, self.nh)  # (N * H' * W', nh): one row per patch
         if torch.is_grad_enabled() and u.requires_grad:
             m = self.iterate(u)
-        else:  # chunks that stay in cache; no autograd graph is built
-            m = torch.cat([self.iterate(u[i:i + self.chunk]) for i in range(0, len(u), self.chunk)])
+        else:  # no autograd graph; on the CPU in chunks of patches whose buffers stay in cache
+            c = self.chunk if u.device.type == "cpu" else len(u)
+            m = torch.cat([self.iterate(u[i:i + c]) for i in range(0, len(u), c)])
         return m.reshape(n, hp, wp, -1).permute(0, 3, 1, 2)  # (N, C_out, H', W')
 
     def flops(self, n_images: int, size: int = 28) -> float:
@@ -872,8 +881,8 @@ def noise_response(W: torch.Tensor, Jh: torch.Tensor, bh: torch.Tensor, v: torch
 
 
 def iterative_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: float = 0.1, max_steps: int = 100,
-                 loss: str = "ce", grad_model: nn.Module | None = None, batch_size: int = 100,
-                 device: str | torch.device = "cpu", name: str = "iterative_l2"):
+                 loss: str = "ce", grad_model: nn.Module | None = None, refine: int = 0,
+                 batch_size: int = 100, device: str | torch.device = "cpu", name: str = "iterative_l2"):
     """Paper section 4: "an iterative gradient based (white box) method with L2 constraints [...]
     record the mean squared error for the first image iteration that is misclassified".
 
@@ -883,6 +892,9 @@ def iterative_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: fl
     ``max_steps``). Images leave the batch once fooled (that halves the cost on robust models).
     ``grad_model``: take the gradient from this model instead (e.g. a shallower unrolling) while
     success is judged on ``model`` (an adaptive attack against vanishing gradients).
+    ``refine``: bisection steps on the segment between the last correct and the first misclassified
+    iterate (forward passes only): the result is then a point of the same path at the resolution
+    of a step / 2^refine, as if the attack had taken much smaller steps near the boundary.
     Returns a ``robustlib.attacks.DistanceResult`` (so it combines with ``attacks.compound``).
     """
     from ..attacks import DistanceResult, margin_loss
@@ -905,11 +917,14 @@ def iterative_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: fl
         for s in range(0, len(x), batch_size):
             x0, y0 = x[s:s + batch_size].to(device), y[s:s + batch_size].to(device)
             xt = x0.clone()
+            xprev = x0.clone()
             active = torch.arange(len(x0), device=device)
             for t in range(max_steps + 1):
                 with torch.no_grad():
                     fooled = model(xt[active]).argmax(1) != y0[active]
                 hit = active[fooled]
+                if t > 0 and refine > 0 and len(hit):
+                    xt[hit] = _bisect(model, xprev[hit], xt[hit], y0[hit], refine)
                 d = (xt[hit] - x0[hit]).flatten(1).to(torch.float64).norm(dim=1)
                 dist[s + hit.cpu()] = d.cpu()
                 adv[s + hit.cpu()] = xt[hit].cpu().to(x.dtype)
@@ -920,8 +935,22 @@ def iterative_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: fl
                 with torch.enable_grad():
                     (g,) = torch.autograd.grad(lf(gm(xa), y0[active]), xa)
                 gn = g.flatten(1).norm(dim=1).clamp_min(1e-30).reshape(-1, 1, 1, 1)
+                xprev[active] = xt[active]
                 xt[active] = (xt[active] + step * g / gn).clamp(0, 1).detach()
     finally:
         model.train(was)
         gm.train(was_g)
     return DistanceResult(name, "l2", dist, adv)
+
+
+@torch.no_grad()
+def _bisect(model: nn.Module, good: torch.Tensor, bad: torch.Tensor, y: torch.Tensor, steps: int) -> torch.Tensor:
+    """Closest misclassified point on each segment good -> bad (good correct, bad misclassified)."""
+    lo = torch.zeros(len(good), 1, 1, 1, device=good.device, dtype=good.dtype)
+    hi = torch.ones_like(lo)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        fooled = (model(good + mid * (bad - good)).argmax(1) != y).reshape(-1, 1, 1, 1)
+        hi = torch.where(fooled, mid, hi)
+        lo = torch.where(fooled, lo, mid)
+    return good + hi * (bad - good)

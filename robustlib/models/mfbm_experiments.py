@@ -478,7 +478,7 @@ def gradient_attack(ctx: Ctx, label: str, *, loss: str = "ce", surrogate: bool =
         x, y = ctx.attack_images()
         t0 = time.perf_counter()
         res = M.iterative_l2(model, x, y, step=p.grad_step, max_steps=p.grad_max_steps, loss=loss,
-                             grad_model=grad_model, device=ctx.device, name=name)
+                             grad_model=grad_model, refine=p.grad_refine, device=ctx.device, name=name)
         return _keep(res, y, time.perf_counter() - t0)
 
     return ctx.cached(name, compute)
@@ -592,8 +592,8 @@ def distill(ctx: Ctx) -> dict[str, Any]:
         xc, yc = ctx.clean_images()
         err = 1.0 - accuracy(student, xc, yc, device=ctx.device)
         xa, ya = ctx.attack_images()
-        res = M.iterative_l2(student, xa, ya, step=p.grad_step, max_steps=p.grad_max_steps, device=ctx.device,
-                             name="grad-distilled")
+        res = M.iterative_l2(student, xa, ya, step=p.grad_step, max_steps=p.grad_max_steps, refine=p.grad_refine,
+                             device=ctx.device, name="grad-distilled")
         return {"clean_error": err, "distances": res.distances, "history": _history_tensors(hist, ["epoch", "loss"]),
                 "train_seconds": train_s, "state": {k: v.cpu() for k, v in student.state_dict().items()}}
 
