@@ -67,7 +67,7 @@ def get(notebook: str, name: str) -> Profile:
 class BaselinesProfile(Profile):
     n_train: int | None = None  # training images (None: all 60,000)
     mlp_epochs: int = 3  # 784-512-512-512-10 ReLU and sigmoid MLPs (Adam, batch 100)
-    lenet_epochs: int = 3  # as many epochs as the classifiers on the features  # Caffe LeNet (Adam, batch 64)
+    lenet_epochs: int = 2  # Caffe LeNet (Adam, batch 64)
     nn_train: int | None = None  # training images the nearest-neighbour classifier searches
     n_clean: int | None = None  # test images for clean accuracy (None: all 10,000)
     n_attack: int = 200  # test images attacked (the first n of the test set)
