@@ -88,7 +88,8 @@ register("baselines", {
         n_clean=500, n_attack=16, linf_grid=(0.0, 0.1, 0.3, 0.5), l2_grid=(0.0, 1.0, 1.5, 3.0),
         pgd_steps=5, ifgsm_steps=3, noise_repeats=2, boundary_steps=20, gaussian_draws=2,
     ),
-    "quick": BaselinesProfile("quick", "baselines", mlp_epochs=5, nn_train=10000, boundary_steps=2000),
+    "quick": BaselinesProfile("quick", "baselines", mlp_epochs=5, lenet_epochs=3, nn_train=10000,
+                              boundary_steps=2000),
     "paper": BaselinesProfile(
         "paper", "baselines", mlp_epochs=20, lenet_epochs=10, n_attack=1000,
         pgd_steps=100, pgd_restarts=5, boundary_steps=5000, hsja_steps=32, gaussian_draws=100,
