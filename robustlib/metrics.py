@@ -210,9 +210,10 @@ def pass_scores(adversarial: torch.Tensor, original: torch.Tensor, *, workers: i
         bounds = np.linspace(0, n, workers * 4 + 1).astype(int)
         chunks = [(mov[s:e], tpl[s:e]) for s, e in zip(bounds[:-1], bounds[1:]) if e > s]
         if workers not in _ECC_POOLS:  # kept for the process: starting workers costs seconds each time
-            # fork: the workers only run OpenCV/numpy (single-threaded), never torch, and need not
-            # re-import the caller's main module (spawn fails for notebooks and stdin scripts)
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            # forkserver: clean worker processes even when the caller holds CUDA or OpenMP threads
+            # (a plain fork could deadlock); if the pool cannot start (e.g. a script read from
+            # stdin), the except below computes in this process instead
+            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
             if not _ECC_POOLS:
                 import atexit
 

@@ -536,3 +536,6 @@ def test_scorecard_verdicts_follow_the_spec_columns():
     assert v["BANG-5"] == "not reproduced" and v["BANG-8"] == "not reproduced"
     v = {r["id"]: r["verdict"] for r in bx.scorecard("quick", t1, att, flat, None, None)}
     assert v["BANG-1"] == "reproduced" and v["BANG-2"] == "reproduced" and v["BANG-4"] == "reproduced"
+    assert v["BANG-5"] == "not reproduced"
+    tiny = {"epsilons": [0.78, 0.84], "fgs_rate": torch.tensor([[1.0, 0.995]])}  # below one point: noise floor
+    assert {r["id"]: r["verdict"] for r in bx.scorecard("quick", t1, att, tiny, None, None)}["BANG-5"] == "partly"

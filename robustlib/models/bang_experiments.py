@@ -593,10 +593,10 @@ def scorecard(profile: str, t1: dict[str, Any], att: dict[str, Any], grid_res: d
         slope = (((e - e.mean()) * (by_eps - by_eps.mean())).sum() / ((e - e.mean()) ** 2).sum()).item()
         ours = ("mean FGS rate over beta by eps: " + ", ".join(f"{x:g}: {_pct(v)}" for x, v in zip(e.tolist(), by_eps.tolist()))
                 + f"; slope {slope:.2f} per unit eps")
-        # strict: a grid where every cell is at 100 % shows no trend at all
-        last_lt_first = by_eps[-1].item() < by_eps[0].item()
-        v = _verdict(slope < 0 and last_lt_first, slope < 0 or last_lt_first) if paper else \
-            ("reproduced" if last_lt_first else "not reproduced")
+        # a drop of less than one point (a few images of one cell) is at the noise floor: "partly"
+        drop = by_eps[0].item() - by_eps[-1].item()
+        v = _verdict(slope < 0 and drop > 0, slope < 0 or drop > 0) if paper else \
+            _verdict(drop >= 0.01, drop > 0)
         row(5, "Higher eps -> more resistance to FGS (grid trend)", "Fig. 2(b) (values not tabulated)", ours, v)
     else:
         row(5, "Higher eps -> more resistance to FGS (grid trend)", "Fig. 2(b)", "grid not computed", "not run")
