@@ -611,12 +611,18 @@ def train_stack(stack: LeNetStack, x: torch.Tensor, y: torch.Tensor, *, solver: 
         acc = stack_accuracy(model, *val, device=device)
         return {"val_acc_min": acc.min().item(), "val_acc_mean": acc.mean().item(), "val_acc_max": acc.max().item()}
 
-    return train.fit(
-        stack, x, y, epochs=epochs, batch_size=solver.batch_size, seed=seed,
-        optimizer=solver.optimizer(stack.weight_parameters(), stack.bias_parameters()),
-        step=stack_step(snapshot_every, snapshot_models, snap_dir), lr_lambda=solver.lr_factor,
-        max_iterations=solver.iterations, on_epoch_end=on_epoch_end, checkpoint=checkpoint, device=device,
-        progress=progress, desc=desc)
+    cudnn = torch.backends.cudnn
+    was_benchmark = cudnn.benchmark
+    cudnn.benchmark = torch.device(device).type == "cuda"  # fixed shapes while training: let cuDNN pick
+    try:
+        return train.fit(
+            stack, x, y, epochs=epochs, batch_size=solver.batch_size, seed=seed,
+            optimizer=solver.optimizer(stack.weight_parameters(), stack.bias_parameters()),
+            step=stack_step(snapshot_every, snapshot_models, snap_dir), lr_lambda=solver.lr_factor,
+            max_iterations=solver.iterations, on_epoch_end=on_epoch_end, checkpoint=checkpoint, device=device,
+            progress=progress, desc=desc)
+    finally:
+        cudnn.benchmark = was_benchmark
 
 
 def eval_batch(k: int, device: str | torch.device = "cpu") -> int:
