@@ -72,6 +72,31 @@ def _manifest(_: argparse.Namespace) -> int:
     return 0
 
 
+def _prune(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from . import notebooks, store
+
+    src = notebooks.notebook_path(args.notebook)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "touched"
+        log.touch()
+        os.environ[store.TOUCH_LOG] = str(log)  # the kernel inherits it
+        try:
+            wall = notebooks.execute(src, notebooks.executed_path(f"notebooks/{src.stem}", args.profile),
+                                     {"profile": args.profile})
+        finally:
+            del os.environ[store.TOUCH_LOG]
+        used = set(log.read_text().split())
+    stale = store.prune(src.stem, args.profile, used, dry_run=args.dry_run)
+    for p in stale:
+        print(("would delete " if args.dry_run else "deleted ") + str(p.relative_to(paths.artifacts_dir())))
+    print(f"{src.name} at profile={args.profile} ran in {wall:.0f} s and used {len(used)} artifacts; "
+          f"{len(stale)} stale file(s) {'found' if args.dry_run else 'deleted'}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     bench = paths.root() / "bench"
     scripts = sorted(bench.glob("bench_*.py"))
@@ -140,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("verify", help="check MNIST and the artifact MANIFEST").set_defaults(func=_verify)
     sub.add_parser("manifest", help="rebuild data/artifacts/MANIFEST").set_defaults(func=_manifest)
+    pr = sub.add_parser("prune", help="run a notebook and delete its artifacts that it did not use")
+    pr.add_argument("notebook", help="name (dam) or path (notebooks/dam.md)")
+    pr.add_argument("--profile", default="quick", choices=[n for n in PROFILE_NAMES if n != "smoke"])
+    pr.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    pr.set_defaults(func=_prune)
     be = sub.add_parser("bench", help="run benchmarks in bench/")
     be.add_argument("names", nargs="*")
     be.set_defaults(func=_bench)

@@ -197,13 +197,26 @@ def save(name: str, config: Mapping[str, Any], result: Mapping[str, Any], *, not
     _write_json(js, meta)  # last: its presence marks the artifact complete
     written.append(js)
     update_manifest(written)
+    _touch(stem)
     return js
+
+
+TOUCH_LOG = "ROBUSTLIB_TOUCH_LOG"
+
+
+def _touch(stem: Path) -> None:
+    """Record a used artifact when ``$ROBUSTLIB_TOUCH_LOG`` names a file (``prune`` keeps only those)."""
+    log = os.environ.get(TOUCH_LOG)
+    if log:
+        with open(log, "a") as f:  # one short line per append: safe from several processes
+            f.write(f"{stem.resolve()}\n")
 
 
 def load(name: str, config: Mapping[str, Any], *, notebook: str, profile: str, seed: int = 0,
          with_meta: bool = False) -> Any:
     """The stored result for exactly this config, or ``None``."""
     stem = artifact_stem(name, config, notebook=notebook, profile=profile, seed=seed)
+    _touch(stem)
     js = _with(stem, ".json")
     if not js.exists():
         return None
@@ -361,6 +374,22 @@ def rebuild_manifest() -> int:
         entries = {str(p.relative_to(root)): _sha256(p) for p in _committed([p for p in root.rglob("*") if p.is_file()])}
         _write_manifest(entries)
     return len(entries)
+
+
+def _strip(filename: str) -> str:
+    return filename.removesuffix(".json").removesuffix(".safetensors")
+
+
+def prune(notebook: str, profile: str, used_stems: set[str], *, dry_run: bool = False) -> list[Path]:
+    """Delete this notebook's artifacts whose stem is not in ``used_stems`` (absolute paths without
+    suffix, as ``_touch`` logs them); the scorecard is always kept. Returns the deleted files."""
+    stale = [p for p in sorted(artifact_dir(notebook, profile).glob("*"))
+             if p.is_file() and p.name != "scorecard.json" and str(p.resolve().parent / _strip(p.name)) not in used_stems]
+    if not dry_run:
+        for p in stale:
+            p.unlink()
+        rebuild_manifest()
+    return stale
 
 
 def verify_manifest() -> list[str]:

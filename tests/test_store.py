@@ -1,4 +1,6 @@
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,3 +113,36 @@ def test_leaves_sharing_memory_are_stored(tmp_store):
     t = torch.arange(4.0)
     out = store.cached("shared", {}, lambda: {"a": t, "b": t, "c": t[:2]}, notebook="baselines", profile="quick")
     assert torch.equal(out["a"], t) and torch.equal(out["c"], t[:2])
+
+
+def test_manifest_lists_only_files_git_tracks():
+    """A listed artifact that was never `git add`ed passes locally but is missing in a clone (CI)."""
+    root = paths.root()
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(["git", "-C", str(root), "ls-files", "data/artifacts"], capture_output=True, text=True,
+                         check=True).stdout.split()
+    tracked = {str(Path(f).relative_to("data/artifacts")) for f in out}
+    untracked = sorted(set(store.read_manifest()) - tracked)
+    assert untracked == [], f"listed in MANIFEST but not added to git: {untracked[:5]} ..."
+
+
+def test_prune_keeps_used_artifacts_and_the_scorecard(tmp_store, monkeypatch):
+    log = tmp_store.parent / "touched"
+    monkeypatch.setenv(store.TOUCH_LOG, str(log))
+    keep = dict(notebook="nb", profile="quick")
+    store.cached("a.b", {"x": 1}, lambda: {"t": torch.ones(2)}, **keep)
+    store.write_scorecard("nb", "quick", [{"id": "T-1", "claim": "c", "paper": "1", "ours": "1",
+                                          "verdict": "reproduced"}])
+    log.unlink()  # a later run uses only "a.b" (loaded) and "c" (computed), not "old"
+    store.save("old", {"x": 2}, {"t": torch.zeros(1)}, **keep)
+    log.unlink()
+    assert store.load("a.b", {"x": 1}, **keep) is not None
+    store.cached("c", {}, lambda: {"v": 3}, **keep)
+    used = set(log.read_text().split())
+    files = sorted(p.name for p in store.prune("nb", "quick", used, dry_run=True))
+    assert len(files) == 2 and all(f.startswith("old-") for f in files)
+    store.prune("nb", "quick", used)
+    left = sorted(p.name for p in store.artifact_dir("nb", "quick").iterdir())
+    assert "scorecard.json" in left and not any(f.startswith("old-") for f in left)
+    assert sum(f.startswith("a.b-") for f in left) == 2 and store.verify_manifest() == []
