@@ -101,7 +101,8 @@ def execute_pages(profile: str, *, reuse: bool = False, extra: dict[str, Any] | 
                   only: list[str] | None = None) -> dict[str, float]:
     """Execute every code page at ``profile`` (the scorecard page last); return wall times.
 
-    ``reuse``: keep an executed notebook that is newer than its source.
+    ``reuse``: keep an executed notebook that is newer than its source. Pages without a
+    parameters cell (the scorecard) gather the others' results and always run again.
     """
     times = {}
     for page in code_pages():
@@ -110,9 +111,10 @@ def execute_pages(profile: str, *, reuse: bool = False, extra: dict[str, Any] | 
             continue
         src = paths.root() / f"{page}.md"
         out = executed_path(page, profile)
-        if reuse and out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        parametrised = has_parameters_cell(src)
+        if reuse and parametrised and out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
             continue
-        params = {"profile": profile, **(extra or {})} if has_parameters_cell(src) else {}
+        params = {"profile": profile, **(extra or {})} if parametrised else {}
         print(f"executing {page}.md at profile={profile} ...", flush=True)
         times[page] = execute(src, out, params)
         print(f"  {times[page]:.1f} s -> {out.relative_to(paths.root())}", flush=True)
