@@ -506,10 +506,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 # --- the scorecard (verdicts computed from the measured numbers, spec bang.md §9) ---------------
 
 def _pct(v: float) -> str:
@@ -518,6 +514,87 @@ def _pct(v: float) -> str:
 
 def _verdict(full: bool, some: bool) -> str:
     return "reproduced" if full else "partly" if some else "not reproduced"
+
+
+def rate_drop(s0: dict[str, Any], s1: dict[str, Any]) -> tuple[float, float]:
+    """(rate0 - rate1, its binomial standard error) for two attack summaries (``rate`` over
+    ``attacked`` images), with the pooled rate of the two-proportion z-test: it stays meaningful
+    when one rate is 100 % (where the unpooled error would be zero on that side)."""
+    n0, n1 = s0["attacked"], s1["attacked"]
+    if not n0 or not n1:
+        return math.nan, math.nan
+    p = (s0["rate"] * n0 + s1["rate"] * n1) / (n0 + n1)
+    return s0["rate"] - s1["rate"], math.sqrt(p * (1 - p) * (1 / n0 + 1 / n1))
+
+
+def fgs_verdict(s0: dict[str, Any], s1: dict[str, Any]) -> str:
+    """BANG-2 at the small profiles: "reproduced" only for a real collapse (B1's FGS success at
+    most half of R0's), "partly" when B1's rate is lower by more than 2 standard errors of the
+    difference, else "not reproduced" (stricter than the spec's "B1 < R0": one image decides that)."""
+    diff, se = rate_drop(s0, s1)
+    return _verdict(s1["rate"] <= 0.5 * s0["rate"], diff > 2 * se)
+
+
+def success_values(res: dict[str, Any], name: str) -> torch.Tensor:
+    """Per-image ``name`` ("linf" or "pass_score") of one stored line-search result over its successes."""
+    return res[name][res["success"].bool()].to(torch.float64)
+
+
+def mean_rise(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """(mean(b) - mean(a), standard error of that difference) for two independent samples."""
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    return (b.mean() - a.mean()).item(), math.sqrt(a.var().item() / len(a) + b.var().item() / len(b))
+
+
+PASS_DROP = 0.1  # a PASS drop smaller than this is not "less similar" (the paper: 0.75 -> 0.49)
+
+
+def hc1_effects(r0: dict[str, Any], b1: dict[str, Any]) -> dict[str, float]:
+    """BANG-3's two effects from the stored per-image HC1 values (successes only): the L-inf rise
+    R0 -> B1 in grey levels with its standard error, and the PASS drop."""
+    rise, se = mean_rise(success_values(r0, "linf"), success_values(b1, "linf"))
+    drop = (success_values(r0, "pass_score").mean() - success_values(b1, "pass_score").mean()).item()
+    return {"linf_rise": rise, "linf_se": se, "pass_drop": drop,
+            "linf_significant": bool(rise > 2 * se), "pass_dropped": bool(drop >= PASS_DROP)}
+
+
+def _robustness_word(b1: float, r0: float) -> str:
+    """How B1's median minimal perturbation compares with R0's (10 % either way is "about equal")."""
+    if math.isinf(b1) or math.isinf(r0):
+        return "more robust than" if math.isinf(b1) and not math.isinf(r0) else \
+            "weaker than" if math.isinf(r0) and not math.isinf(b1) else "not comparable with"
+    ratio = b1 / r0 if r0 > 0 else math.inf
+    if ratio >= 1.1:
+        return "more robust than"
+    if ratio <= 1 / 1.1:
+        return "weaker than"
+    return "only marginally (< 10 %) more robust than" if ratio > 1 else "no more robust than"
+
+
+def survives(beyond_res: dict[str, Any]) -> str:
+    """One sentence: is B1 more robust than R0 once the attack does not trust the CE gradient?"""
+    li = {r: _median(strongest(beyond_res[r], LINF_ATTACKS)) for r in ("R0", "B1")}
+    l2 = {r: _median(strongest(beyond_res[r], L2_ATTACKS)) for r in ("R0", "B1")}
+    return (f"what survives: by the median minimal perturbation over all attacks B1 is "
+            f"{_robustness_word(li['B1'], li['R0'])} R0 in L-inf ({li['B1']:.3f} vs {li['R0']:.3f}) and "
+            f"{_robustness_word(l2['B1'], l2['R0'])} R0 in L2 ({l2['B1']:.2f} vs {l2['R0']:.2f})")
+
+
+def fgs_size_sentence(f0: dict[str, Any], f1: dict[str, Any]) -> str:
+    """B1's successful FGS examples vs R0's (mean L-inf, PASS), and whether that is the paper's direction
+    (the paper's B1 needs far smaller FGS perturbations, 5.52 vs 40.51, with higher PASS, 0.76 vs 0.41)."""
+    p0, p1 = PAPER_TABLE1["R0"], PAPER_TABLE1["B1"]
+    if math.isnan(f0["linf_mean"]) or math.isnan(f1["linf_mean"]):
+        return "FGS L-inf: not enough successes to compare"
+    same_linf = (f1["linf_mean"] < f0["linf_mean"]) == (p1["fgs_linf"] < p0["fgs_linf"])
+    same_pass = (f1["pass_mean"] > f0["pass_mean"]) == (p1["fgs_pass"] > p0["fgs_pass"])
+    agree = ("the same direction as the paper's B1" if same_linf and same_pass else
+             "the opposite of the paper's B1" if not same_linf and not same_pass else
+             "the paper's direction in " + ("L-inf" if same_linf else "PASS") + " only")
+    return (f"B1's successful FGS examples have mean L-inf {f1['linf_mean']:.1f} vs R0's {f0['linf_mean']:.1f} "
+            f"grey levels and PASS {f1['pass_mean']:.3f} vs {f0['pass_mean']:.3f}: {agree} "
+            f"({p1['fgs_linf']:.2f} vs {p0['fgs_linf']:.2f}, PASS {p1['fgs_pass']:.3f} vs {p0['fgs_pass']:.3f})")
 
 
 def scorecard(profile: str, t1: dict[str, Any], att: dict[str, Any], grid_res: dict[str, Any] | None,
@@ -546,28 +623,36 @@ def scorecard(profile: str, t1: dict[str, Any], att: dict[str, Any], grid_res: d
         # BANG-2 FGS collapse, mostly blank gradients
         f0, f1 = fs["R0"], fs["B1"]
         blank_share = f1["blank_failures"] / f1["failures"] if f1["failures"] else math.nan
-        ours = (f"FGS rate R0 {_pct(f0['rate'])}, B1 {_pct(f1['rate'])}; B1 failures {f1['failures']}, "
-                f"of which blank {f1['blank_failures']}")
+        diff, se = rate_drop(f0, f1)
+        ours = (f"FGS rate R0 {_pct(f0['rate'])} ({f0['successes']}/{f0['attacked']}), B1 {_pct(f1['rate'])} "
+                f"({f1['successes']}/{f1['attacked']}): {100 * diff:.2f} points lower (SE {100 * se:.2f}); "
+                f"B1 failures {f1['failures']}, of which blank {f1['blank_failures']}")
         if paper:
             brows = [r for r in fs if r.startswith("B")]
             worst_b = max(fs[r]["rate"] for r in brows)
             ours += f"; worst B row {_pct(worst_b)}"
-            v = _verdict(f0["rate"] >= 0.8 and worst_b <= 0.10 and blank_share >= 0.8, f1["rate"] < f0["rate"])
+            diff, se = rate_drop(f0, f1)
+            v = _verdict(f0["rate"] >= 0.8 and worst_b <= 0.10 and blank_share >= 0.8, diff > 2 * se)
         else:
-            v = "reproduced" if f1["rate"] < f0["rate"] else "not reproduced"
+            v = fgs_verdict(f0, f1)
         row(2, "BANG collapses FGS success on LeNet, mostly via blank gradients",
             "FGS rate R0 90.33 % -> B1 1.68 %; almost every failure a blank gradient", ours, v)
         # BANG-3 HC1 still succeeds but needs larger, less similar perturbations
+        # both effects from the per-image values: a significant L-inf rise (> 2 SE) and a PASS drop
+        # of at least PASS_DROP; both (and HC1 still succeeding) -> reproduced, one -> partly
         h0, h1 = hs["R0"], hs["B1"]
+        e = hc1_effects(att["R0"]["hc1"], att["B1"]["hc1"])
         ours = (f"HC1 rate R0 {_pct(h0['rate'])}, B1 {_pct(h1['rate'])}; PASS {h0['pass_mean']:.4f} -> "
-                f"{h1['pass_mean']:.4f}; L-inf {h0['linf_mean']:.2f} -> {h1['linf_mean']:.2f} grey levels")
+                f"{h1['pass_mean']:.4f} (drop {e['pass_drop']:.3f}, needed >= {PASS_DROP:g}); L-inf "
+                f"{h0['linf_mean']:.2f} -> {h1['linf_mean']:.2f} grey levels (rise {e['linf_rise']:.2f} = "
+                f"{e['linf_rise'] / e['linf_se'] if e['linf_se'] > 0 else math.nan:.1f} SE, needed > 2)")
+        some = e["linf_significant"] or e["pass_dropped"]
         if paper:
             v = _verdict(min(h0["rate"], h1["rate"]) >= 0.9 and abs(h1["pass_mean"] - 0.4880) <= 0.1
-                         and abs(h1["linf_mean"] - 201.84) <= 0.2 * 201.84,
-                         min(h0["rate"], h1["rate"]) >= 0.9 and h1["linf_mean"] > h0["linf_mean"])
+                         and abs(h1["linf_mean"] - 201.84) <= 0.2 * 201.84 and e["linf_significant"]
+                         and e["pass_dropped"], some)
         else:
-            v = _verdict(min(h0["rate"], h1["rate"]) >= 0.8 and h1["linf_mean"] > h0["linf_mean"],
-                         min(h0["rate"], h1["rate"]) >= 0.8 or h1["linf_mean"] > h0["linf_mean"])
+            v = _verdict(min(h0["rate"], h1["rate"]) >= 0.8 and e["linf_significant"] and e["pass_dropped"], some)
         row(3, "HC1 still succeeds on BANG models but needs larger, less similar perturbations",
             "HC1 rate 99.53 % -> 94.19 %; PASS 0.7535 -> 0.4880; L-inf 122.60 -> 201.84 (R0 -> B1)", ours, v)
     else:
@@ -635,12 +720,9 @@ def scorecard(profile: str, t1: dict[str, Any], att: dict[str, Any], grid_res: d
         broken = max(m["fgs-margin_successes"], m["fgs-float64_successes"])
         ours = (f"B1 blank-gradient FGS failures {nb}: margin-loss FGS succeeds on {m['fgs-margin_successes']}, "
                 f"float64 FGS on {m['fgs-float64_successes']}")
-        if beyond_res is not None:
-            med = {r: _median(strongest(beyond_res[r], LINF_ATTACKS)) for r in beyond_res}
-            med2 = {r: _median(strongest(beyond_res[r], L2_ATTACKS)) for r in beyond_res}
-            ours += ("; median minimal perturbation over all attacks: L-inf " +
-                     ", ".join(f"{r} {v:.3f}" for r, v in med.items()) + ", L2 " +
-                     ", ".join(f"{r} {v:.2f}" for r, v in med2.items()) + " ([0,1] units)")
+        if beyond_res is not None and "B1" in beyond_res:
+            ours += "; " + survives(beyond_res) + " ([0,1] units)"
+        ours += "; " + fgs_size_sentence(fs["R0"], fs["B1"])
         v = "not reproduced" if nb == 0 else _verdict(broken >= 0.5 * nb, broken > 0)
         row(8, "(companion check) part of the FGS collapse is gradient masking", "—", ours, v)
     else:
@@ -652,3 +734,7 @@ def _median(d: torch.Tensor) -> float:
     from ..metrics import median_distance
 
     return median_distance(d)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
