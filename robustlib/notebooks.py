@@ -24,12 +24,15 @@ CODE_PAGES_OUTSIDE_NOTEBOOKS = ("book/scorecard",)  # book pages that execute co
 def notebook_path(name_or_path: str) -> Path:
     """``dam`` or ``notebooks/dam.md`` -> the MyST source; ``ValueError`` lists the valid names."""
     p = Path(name_or_path)
+    folder = paths.notebooks_dir().resolve()
+    valid = sorted(q.stem for q in folder.glob("*.md"))
     if p.suffix == ".md" and p.exists():
+        if p.resolve().parent != folder:  # e.g. README.md: not a notebook of the book
+            raise ValueError(f"{name_or_path!r} is not a notebook of {folder}; valid: {', '.join(valid)}")
         return p.resolve()
-    candidate = paths.notebooks_dir() / f"{p.stem}.md"
-    if candidate.exists():
+    candidate = folder / f"{p.stem}.md"
+    if candidate.exists() and p.suffix in ("", ".md", ".ipynb"):
         return candidate
-    valid = sorted(q.stem for q in paths.notebooks_dir().glob("*.md"))
     raise ValueError(f"unknown notebook {name_or_path!r}; valid: {', '.join(valid)}")
 
 

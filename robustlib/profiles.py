@@ -16,6 +16,13 @@ from typing import Any
 PROFILE_NAMES = ("smoke", "quick", "paper")
 
 
+def _numbers(value: Any) -> list[float]:
+    """The numbers in a possibly nested tuple."""
+    if isinstance(value, tuple):
+        return [v for item in value for v in _numbers(item)]
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
 @dataclass(frozen=True)
 class Profile:
     """Fields shared by every notebook's profile."""
@@ -33,6 +40,12 @@ class Profile:
                 continue
             if isinstance(value, (int, float)) and value < 0:
                 raise ValueError(f"{type(self).__name__}.{f.name} must be >= 0, got {value}")
+            # epsilon grids and other grids: every entry >= 0 (other tuples, e.g. initial
+            # means, may hold negative values)
+            if isinstance(value, tuple) and ("eps" in f.name or f.name.endswith("grid")):
+                bad = [v for v in _numbers(value) if v < 0]
+                if bad:
+                    raise ValueError(f"{type(self).__name__}.{f.name} must hold values >= 0, got {bad[0]}")
 
     def asdict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -88,8 +101,9 @@ register("baselines", {
         n_clean=500, n_attack=16, linf_grid=(0.0, 0.1, 0.3, 0.5), l2_grid=(0.0, 1.0, 1.5, 3.0),
         pgd_steps=5, ifgsm_steps=3, noise_repeats=2, boundary_steps=20, gaussian_draws=2,
     ),
+    # boundary_steps: 2,000 steps put the quick run at 8.8 min on 2 idle cores (budget 8)
     "quick": BaselinesProfile("quick", "baselines", mlp_epochs=5, lenet_epochs=3, nn_train=10000,
-                              boundary_steps=2000),
+                              boundary_steps=1000),
     "paper": BaselinesProfile(
         "paper", "baselines", mlp_epochs=20, lenet_epochs=10, n_attack=1000,
         pgd_steps=100, pgd_restarts=5, boundary_steps=5000, hsja_steps=32, gaussian_draws=100,
@@ -110,13 +124,16 @@ def resolve_device(device: str = "auto") -> str:
     raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'")
 
 
-def setup(notebook: str, profile: str, seed: int = 0, device: str = "auto") -> tuple[Profile, str]:
+def setup(notebook: str, profile: str, seed: int = 0, device: str = "auto", retrain: bool = False
+          ) -> tuple[Profile, str]:
     """First cell of every notebook: validate the papermill parameters, seed, pick the device."""
     import torch
 
     prof = get(notebook, profile)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(retrain, bool):  # "yes" or "False" as a string would silently recompute
+        raise ValueError(f"retrain must be True or False, got {retrain!r}")
     dev = resolve_device(device)
     torch.manual_seed(seed)
     return prof, dev

@@ -4,8 +4,9 @@ Determinism: the shuffle of epoch ``e`` and the global RNG (dropout, random star
 from ``(seed, e)`` at the start of every epoch, so an interrupted run resumed from its per-epoch
 checkpoint takes exactly the same steps as an uninterrupted one (on the CPU: bit-identical).
 
-Checkpoints hold the model and optimizer state in safetensors and the rest (epoch, history,
-optimizer scalars) in JSON: resuming never unpickles.
+Checkpoints are one safetensors file: the model and optimizer tensors, and the rest (epoch,
+history, optimizer scalars) as JSON in the file's metadata, so a kill can never leave new weights
+beside an old epoch number; resuming never unpickles.
 
 Hooks cover the papers' variations without forking the loop:
 ``step`` replaces the whole update (DAM's normalised-momentum rule, adversarial training),
@@ -26,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -95,24 +97,31 @@ def _optimizer_from_parts(optimizer: torch.optim.Optimizer, tensors: dict[str, t
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     epoch: int, history: list[dict[str, float]], extra: dict[str, torch.Tensor] | None = None) -> None:
-    """Write ``model.safetensors`` + ``state.json`` into the folder ``path`` (JSON last = complete)."""
+    """Write ``model.safetensors`` into the folder ``path``: the tensors and, in the file's own
+    metadata, the epoch, history and optimizer settings, so one atomic rename commits all of it
+    (``state.json`` is a human-readable copy, never read back)."""
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_to_parts(optimizer)
     tensors.update(opt_tensors)
     for k, v in (extra or {}).items():
         tensors[f"extra/{k}"] = v.detach().cpu().contiguous()
-    _atomic_write(path / "model.safetensors", lambda p: save_file(tensors, str(p)))
     meta = {"epoch": epoch, "history": history, "optimizer": opt_meta}
+    _atomic_write(path / "model.safetensors",
+                  lambda p: save_file(tensors, str(p), metadata={"state": json.dumps(meta)}))
     _atomic_write(path / "state.json", lambda p: p.write_text(json.dumps(meta)))
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     ) -> tuple[int, list[dict[str, float]], dict[str, torch.Tensor]] | None:
     """Restore in place; return (last finished epoch, history, extra tensors) or None."""
-    if not (path / "state.json").exists() or not (path / "model.safetensors").exists():
+    if not (path / "model.safetensors").exists():
         return None
-    meta = json.loads((path / "state.json").read_text())
+    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+        state = (f.metadata() or {}).get("state")
+    if state is None:  # a checkpoint from before the state moved into the file: not trusted
+        return None
+    meta = json.loads(state)
     tensors = load_file(str(path / "model.safetensors"))
     model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
     if optimizer is not None and meta["optimizer"] is not None:

@@ -173,6 +173,14 @@ def test_bad_images_and_labels(linear_problem):
         attacks.evaluate(model, x, y[:-1], attack="fgsm", epsilons=[0.1])
     with pytest.raises(ValueError, match="epsilon grid"):
         attacks.min_distance(model, x, y, attack="pgd")
+    with pytest.raises(ValueError, match=r"shape \(1, 32, 32\)"):  # the model expects 28x28
+        attacks.evaluate(model, torch.zeros(2, 1, 32, 32), y[:2], attack="fgsm", epsilons=[0.1])
+    with pytest.raises(ValueError, match="empty"):
+        attacks.evaluate(model, x[:0], y[:0], attack="fgsm", epsilons=[0.1])
+    with pytest.raises(ValueError, match="integer"):
+        attacks.evaluate(model, x, y.float(), attack="fgsm", epsilons=[0.1])
+    with pytest.raises(ValueError, match="epsilon must be"):
+        attacks.evaluate(model, x, y, attack="fgsm", epsilons=[0.1, -0.1])
 
 
 def test_models_are_evaluated_in_eval_mode_and_restored(small_mlp):

@@ -33,8 +33,7 @@ def test_notebook_runs_at_smoke(page):
     card = json.loads(store.scorecard_path(name, "smoke").read_text())
     assert card["profile"] == "smoke" and card["targets"]
     assert all(t["verdict"] in store.VERDICTS for t in card["targets"])
-    print(f"{page}: {wall:.1f} s")
-    assert wall < 180, f"{page} took {wall:.0f} s at smoke (budget 90 s on 2 cores)"
+    print(f"{page}: {wall:.1f} s")  # the budget (90 s on 2 cores) is reported, not asserted: see book/running
 
 
 @pytest.mark.notebook

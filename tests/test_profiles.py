@@ -25,6 +25,8 @@ def test_unknown_names_list_the_valid_choices():
 def test_negative_budget_is_rejected():
     with pytest.raises(ValueError, match="n_attack"):
         profiles.BaselinesProfile("quick", "baselines", n_attack=-1)
+    with pytest.raises(ValueError, match="linf_grid"):
+        profiles.BaselinesProfile("quick", "baselines", linf_grid=(0.0, -0.1, 0.3))
 
 
 def test_setup_validates_seed_and_device():
@@ -34,3 +36,5 @@ def test_setup_validates_seed_and_device():
         profiles.setup("baselines", "smoke", -1, "cpu")
     with pytest.raises(ValueError, match="valid: 'auto'"):
         profiles.setup("baselines", "smoke", 0, "tpu")
+    with pytest.raises(ValueError, match="retrain"):
+        profiles.setup("baselines", "smoke", 0, "cpu", "yes")

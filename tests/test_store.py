@@ -40,7 +40,20 @@ def test_files_provenance_and_no_pickle(tmp_store):
     head = st.read_bytes()
     n = int.from_bytes(head[:8], "little")
     assert json.loads(head[8:8 + n])["t"]["dtype"] == "F32"
-    assert b"\x80\x04" not in head[:2]
+
+
+def test_loading_never_unpickles(tmp_store, monkeypatch):
+    import pickle
+
+    store.cached("m", {"a": 1}, lambda: {"t": torch.ones(3), "v": [1, 2]}, notebook="nb", profile="quick")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("store.load unpickled")
+
+    for mod, name in ((pickle, "load"), (pickle, "loads"), (torch, "load")):
+        monkeypatch.setattr(mod, name, refuse)
+    got = store.load("m", {"a": 1}, notebook="nb", profile="quick")
+    assert torch.equal(got["t"], torch.ones(3)) and got["v"] == [1, 2]
 
 
 def test_nothing_written_when_compute_fails_or_input_is_bad(tmp_store):
