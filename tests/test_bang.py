@@ -585,7 +585,7 @@ def _quick(att):
 
 
 def test_bang2_quick_rule_demands_a_real_drop():
-    # the committed quick run: 494/495 vs 485/492 is 2.1 SE lower, nowhere near half
+    # an earlier quick run (older code): 494/495 vs 485/492 is 2.1 SE lower, nowhere near half
     assert _quick(_fake_att(r0_fgs=494 / 495, b1_fgs=485 / 492, n=495))["BANG-2"]["verdict"] == "partly"
     assert _quick(_fake_att(r0_fgs=0.998, b1_fgs=0.992, n=495))["BANG-2"]["verdict"] == "not reproduced"
     assert _quick(_fake_att(r0_fgs=0.998, b1_fgs=1.0, n=495))["BANG-2"]["verdict"] == "not reproduced"
@@ -605,7 +605,7 @@ def test_rate_drop_standard_error():
 
 
 def test_bang3_rule_needs_a_significant_linf_rise_and_a_pass_drop():
-    # the committed quick run: L-inf 104.46 -> 109.75 (about 1.8 SE), PASS 0.797 -> 0.784
+    # an earlier quick run (older code): L-inf 104.46 -> 109.75 (about 1.8 SE), PASS 0.797 -> 0.784
     quick = _fake_att(hc1_r0=(0.797, 104.46), hc1_b1=(0.784, 109.75))
     quick["R0"]["hc1"] = _per_image(485, 0.797, 104.46, 0.12, 42.8)
     quick["B1"]["hc1"] = _per_image(480, 0.784, 109.75, 0.128, 46.9)
