@@ -437,7 +437,7 @@ def scorecard_targets(prof: AbsProfile, clean: dict[str, Any], results: dict[str
 
     # ABS-1 clean accuracy
     ours = f"ABS {100 * acc['ABS']:.1f} %, binary ABS {100 * acc['Binary ABS']:.1f} % " \
-           f"({clean['n']['ABS']} test images)"
+           f"({clean['n']['ABS']} test images)" + ("" if paper else "; bar at this reduced scale: ABS >= 90 %")
     v = (_grade([acc["ABS"] >= 0.985, acc["Binary ABS"] >= 0.985]) if paper
          else ("reproduced" if acc["ABS"] >= 0.90 else "not reproduced"))
     row(1, "ABS and binary ABS reach ~99 % clean accuracy", "99 % [paper, robust-ml]", ours, v)
@@ -544,6 +544,7 @@ def scorecard_targets(prof: AbsProfile, clean: dict[str, Any], results: dict[str
     # ABS-10 baselines clean
     ours = ", ".join(f"{k} {100 * acc[k]:.1f} %" for k in ("CNN", "Binary CNN", "Nearest neighbour",
                                                            "Madry et al. (ours)"))
+    ours += "" if paper else "; bar at this reduced scale: CNN >= 97 %"
     if paper:
         v = _grade([_within(acc[k], PAPER_CLEAN[k], abs_=0.005) for k in ("CNN", "Binary CNN", "Nearest neighbour",
                                                                         "Madry et al. (ours)")])
