@@ -12,4 +12,10 @@ import os as _os
 # Takes effect only if torch is imported after robustlib, as in every notebook.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import warnings as _warnings
+
+# tqdm.auto falls back to text progress bars in a kernel without ipywidgets (which we do not pin:
+# widget bars do not survive into the static book); its warning about that would open every page.
+_warnings.filterwarnings("ignore", message="IProgress not found")
+
 __version__ = "0.1.0"
