@@ -530,8 +530,11 @@ def scorecard(run: Run) -> list[dict[str, str]]:
                          + ", ".join(f"n={n}: {pct(crossed[n])}" for n in ns)
                          + f" of {tr['n_images']} images (target: >= 90 % each); triplets shown; median L2 to the "
                          "boundary ([0,1]): " + ", ".join(f"n={n}: {tr['stats'][f'n={n}']['median_l2_pm1'] / 2:.2f}"
-                                                          for n in ns),
-                 "verdict": _verdict([crossed[n] >= 0.9 for n in ns])})
+                                                          for n in ns)
+                         + "; how the images look (speckle vs morphs) is judged by eye in the text, not here",
+                 # crossing is all the code measures; the claim is about how the images look, judged
+                 # by eye in the chapter's text: at most "partly"
+                 "verdict": "partly" if all(crossed[n] >= 0.9 for n in ns) else "not reproduced"})
 
     names = tr["names"]
     E = tr["error"]
@@ -544,14 +547,21 @@ def scorecard(run: Run) -> list[dict[str, str]]:
         ours = (f"n={big} error on the n={small} sets: " + ", ".join(pct(c) for c in cells)
                 + "; diagonal " + ", ".join(pct(diag[n]) for n in ns) + " (targets: <= 6 %, >= 97 %)")
     elif small and large:
-        s, l = min(ns), min(large)
-        cell = E[idx[f"n={s}"], idx[f"n={l}"]].item()
-        flags = [diag[n] >= 0.9 for n in ns] + [cell * 3 <= diag[s]]
-        ours = (f"diagonal " + ", ".join(pct(diag[n]) for n in ns) + f"; n={l} error on the n={s} set "
-                f"{pct(cell)} (targets: diagonal >= 90 %, cell <= diagonal / 3)")
+        s = min(ns)
+        cells = {l: E[idx[f"n={s}"], idx[f"n={l}"]].item() for l in large}
+        flags = [diag[n] >= 0.9 for n in ns] + [c * 3 <= diag[s] for c in cells.values()]
+        ours = (f"diagonal " + ", ".join(pct(diag[n]) for n in ns) + f"; error on the n={s} set: "
+                + ", ".join(f"n={l} {pct(c)}" for l, c in cells.items())
+                + " (targets: diagonal >= 90 %, large-n cells <= diagonal / 3)")
         others = [n for n in small if n != s]
-        if others:  # the paper also says small-n adversarials transfer between small n
-            ours += f"; n={others[0]} error on the n={s} set {pct(E[idx[f'n={s}'], idx[f'n={others[0]}']].item())}"
+        if others:  # the paper: small-n adversarials do transfer between small n, so the large-n
+            # cells must also sit clearly (here: half) below the small-n cross cell
+            cross = E[idx[f"n={s}"], idx[f"n={others[0]}"]].item()
+            ours += f"; n={others[0]} error on the n={s} set {pct(cross)}"
+            specific = all(c <= cross / 2 for c in cells.values())
+            if all(flags) and not specific:
+                flags = [True, False]  # -> partly: large n resist, but no more than small n do
+                ours += " (large n resist no better than small n: the transfer itself is weak)"
         if "ReLU MLP" in idx:
             ours += f"; ReLU MLP error on the n={s} set {pct(E[idx[f'n={s}'], idx['ReLU MLP']].item())}"
     else:
