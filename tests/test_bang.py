@@ -644,3 +644,15 @@ def test_bang8_says_what_survives_and_compares_fgs_sizes():
     ours = {r["id"]: r for r in bx.scorecard("quick", _fake_t1(), att, None, bey, None)}["BANG-8"]["ours"]
     assert "B1 is more robust than R0 in L-inf (0.300 vs 0.125)" in ours
     assert "the same direction as the paper's B1" in ours
+
+
+def test_masking_check_without_a_collapse_is_only_partly():
+    from robustlib.models import bang_experiments as bx
+
+    # every blank failure broken by margin FGS, but B1's FGS rate barely drops (no collapse)
+    att = _fake_att(b1_fgs=0.97, blank_failures=9, margin=9, r0_fgs=1.0)
+    row = {r["id"]: r for r in bx.scorecard("quick", _fake_t1(), att, None, None, None)}["BANG-8"]
+    assert row["verdict"] == "partly" and "no FGS collapse" in row["ours"]
+    att = _fake_att(b1_fgs=0.02, blank_failures=9, margin=9, r0_fgs=0.9)  # a collapse: the check explains it
+    assert {r["id"]: r for r in bx.scorecard("quick", _fake_t1(), att, None, None, None)}["BANG-8"]["verdict"] \
+        == "reproduced"
