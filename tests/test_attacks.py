@@ -76,6 +76,15 @@ def test_min_distance_agrees_with_evaluate(small_mlp):
     with torch.no_grad():
         assert (small_mlp(md.adversarials[found]).argmax(1) != y[found]).all()
     assert torch.allclose(metrics.distance(md.adversarials, x, "linf")[found], md.distances[found])
+    # independent of the drivers' bookkeeping: I-FGSM is deterministic, so run it directly at each
+    # epsilon; an image is non-robust at e exactly when a direct run at some e' <= e fools it
+    small_mlp.eval()
+    fooled_any = torch.zeros(len(x), dtype=torch.bool)
+    for e in grid:
+        adv = x if e == 0 else attacks.get_attack("ifgsm").run(small_mlp, x, y, e, steps=5)
+        with torch.no_grad():
+            fooled_any |= small_mlp(adv).argmax(1) != y
+        assert torch.equal(~fooled_any, md.distances > e + 1e-9), e
 
 
 def test_fgsm_is_exact_on_a_linear_two_class_model(linear_problem):
