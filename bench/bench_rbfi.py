@@ -43,9 +43,8 @@ def _tensors(seed: int = 0):
     return x, w, u
 
 
-def variants():
-    x, w, u = _tensors()
-    lin = torch.nn.Linear(N_IN, N_OUT)
+def _steps(x, w, u, lin):
+    """Closures for one forward + backward step: ``rbfi(mode, backend)`` and ``linear``."""
 
     def rbfi(mode, backend):
         def run():
@@ -57,6 +56,12 @@ def variants():
         lin.zero_grad(set_to_none=True)
         lin(x).sum().backward()
 
+    return rbfi, linear
+
+
+def variants():
+    x, w, u = _tensors()
+    rbfi, linear = _steps(x, w, u, torch.nn.Linear(N_IN, N_OUT))
     out = {"naive (broadcast, pseudo)": rbfi("pseudo", "naive"), "nn.Linear": linear,
            "chunked PyTorch (pseudo)": rbfi("pseudo", "chunked")}
     if K.load_library() is not None:
@@ -139,18 +144,7 @@ def gpu_section(reps: int) -> None:
     x, w, u = (t.detach().to(dev) for t in _tensors())
     w.requires_grad_(True)
     u.requires_grad_(True)
-    lin = torch.nn.Linear(N_IN, N_OUT).to(dev)
-
-    def rbfi(mode, backend):
-        def run():
-            w.grad = u.grad = None
-            torch.exp(-K.scaled_linf(x, w, u, mode, backend)).sum().backward()
-        return run
-
-    def linear():
-        lin.zero_grad(set_to_none=True)
-        lin(x).sum().backward()
-
+    rbfi, linear = _steps(x, w, u, torch.nn.Linear(N_IN, N_OUT).to(dev))
     vs = {"naive": rbfi("pseudo", "naive"), "chunked": rbfi("pseudo", "chunked"), "nn.Linear": linear}
     if K._triton_usable(x):
         vs = {"triton (pseudo)": rbfi("pseudo", "triton"), "triton (true)": rbfi("true", "triton"), **vs}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import shutil
 import subprocess
 import tarfile
@@ -48,12 +47,7 @@ def _raw_dir() -> Path:
     return mnist_root() / "MNIST" / "raw"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256 = paths.sha256
 
 
 def verify_mnist(raw: Path | None = None) -> None:

@@ -39,3 +39,14 @@ def notebooks_dir() -> Path:
 
 def build_dir() -> Path:
     return root() / "_build"
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (MNIST checks and the artifact MANIFEST)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

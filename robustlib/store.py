@@ -297,12 +297,7 @@ def load_scorecards() -> list[dict[str, Any]]:
 
 # --- manifest ----------------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_sha256 = paths.sha256
 
 
 def _git_ignored(files: list[Path]) -> set[Path]:
