@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from . import paths
+from .paths import sha256  # public here too: data.sha256(file)
 
 MNIST_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -45,9 +46,6 @@ def mnist_root() -> Path:
 def _raw_dir() -> Path:
     # torchvision.datasets.MNIST looks for <root>/MNIST/raw/<name>
     return mnist_root() / "MNIST" / "raw"
-
-
-sha256 = paths.sha256
 
 
 def verify_mnist(raw: Path | None = None) -> None:

@@ -297,9 +297,6 @@ def load_scorecards() -> list[dict[str, Any]]:
 
 # --- manifest ----------------------------------------------------------------------------------
 
-_sha256 = paths.sha256
-
-
 def _git_ignored(files: list[Path]) -> set[Path]:
     """The files git ignores (large local-only weights, see .gitignore); empty without git."""
     if not files:
@@ -358,7 +355,7 @@ def update_manifest(files: list[Path]) -> None:
     with _manifest_lock():
         entries = read_manifest()
         for f in _committed(files):
-            entries[str(f.relative_to(paths.artifacts_dir()))] = _sha256(f)
+            entries[str(f.relative_to(paths.artifacts_dir()))] = paths.sha256(f)
         _write_manifest(entries)
 
 
@@ -366,7 +363,7 @@ def rebuild_manifest() -> int:
     """Re-list every committed artifact (after deleting stale ones by hand); returns the count."""
     with _manifest_lock():
         root = paths.artifacts_dir()
-        entries = {str(p.relative_to(root)): _sha256(p) for p in _committed([p for p in root.rglob("*") if p.is_file()])}
+        entries = {str(p.relative_to(root)): paths.sha256(p) for p in _committed([p for p in root.rglob("*") if p.is_file()])}
         _write_manifest(entries)
     return len(entries)
 
@@ -396,7 +393,7 @@ def verify_manifest() -> list[str]:
         p = root / rel
         if not p.exists():
             problems.append(f"listed but missing: {rel}")
-        elif _sha256(p) != digest:
+        elif paths.sha256(p) != digest:
             problems.append(f"sha256 mismatch: {rel}")
     for p in sorted(_committed([p for p in root.rglob("*") if p.is_file()])):
         if str(p.relative_to(root)) not in entries:

@@ -98,8 +98,7 @@ def _optimizer_from_parts(optimizer: torch.optim.Optimizer, tensors: dict[str, t
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     epoch: int, history: list[dict[str, float]], extra: dict[str, torch.Tensor] | None = None) -> None:
     """Write ``model.safetensors`` into the folder ``path``: the tensors and, in the file's own
-    metadata, the epoch, history and optimizer settings, so one atomic rename commits all of it
-    (``state.json`` is a human-readable copy, never read back)."""
+    metadata, the epoch, history and optimizer settings, so one atomic rename commits all of it."""
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_to_parts(optimizer)
@@ -109,7 +108,6 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     meta = {"epoch": epoch, "history": history, "optimizer": opt_meta}
     _atomic_write(path / "model.safetensors",
                   lambda p: save_file(tensors, str(p), metadata={"state": json.dumps(meta)}))
-    _atomic_write(path / "state.json", lambda p: p.write_text(json.dumps(meta)))
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
