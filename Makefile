@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: all venv data book test test-fast bench lock clean verify
+.PHONY: all venv data book test test-fast bench lock clean verify lint
 
 all: test
 
@@ -47,3 +47,7 @@ lock: $(STAMP)
 
 clean:
 	rm -rf _build
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .

@@ -38,6 +38,7 @@ attacks) within epsilon. Models are put in eval mode and restored afterwards.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -95,7 +96,7 @@ def _as_eps(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 # --- our own attacks ---------------------------------------------------------------------------
 
-def ifgsm(model, x, y, eps, *, steps: int = 10, loss="ce", grad_model=None, **_: Any) -> torch.Tensor:
+def ifgsm(model, x, y, eps, *, steps: int = 10, loss="ce", grad_model=None) -> torch.Tensor:
     """Iterative FGSM: ``steps`` signed steps of eps/steps, clipped to [0,1] (stays in the ball)."""
     e = _as_eps(eps, x)
     gm, lf = grad_model or model, _loss(loss)
@@ -124,7 +125,7 @@ def _logits_and_grad(model, x, y, loss) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def pgd_torch(model, x, y, eps, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
-              restarts: int = 1, random_start: bool = True, loss="ce", grad_model=None, **_: Any) -> torch.Tensor:
+              restarts: int = 1, random_start: bool = True, loss="ce", grad_model=None) -> torch.Tensor:
     """PGD that is correct by construction: delta stays in the eps-ball and in [-x, 1 - x].
 
     Returns, per image, the first iterate that fools ``model`` over all restarts (else the last).
@@ -175,8 +176,23 @@ def pgd_torch(model, x, y, eps, *, norm: str = "linf", steps: int = 40, step_siz
     return best
 
 
+def madry_pgd(model, x, y, eps: float, *, steps: int, step_size: float | None = None, loss="ce") -> torch.Tensor:
+    """Madry et al.'s training adversary (the one used for adversarial training everywhere):
+    random start in the L-inf ball, ``steps`` signed-gradient ascent steps of ``step_size``
+    (default 2.5 * eps / steps), the *last* iterate (not the first success). Runs in eval mode."""
+    e = _as_eps(eps, x)
+    alpha = 2.5 * eps / steps if step_size is None else step_size
+    lf = _loss(loss)
+    with _EvalMode(model):
+        delta = _project((torch.rand_like(x) * 2 - 1) * e, x, e, "linf")
+        for _ in range(steps):
+            g = _grad(model, x + delta, y, lf)
+            delta = _project(delta + alpha * g.sign(), x, e, "linf").detach()
+    return (x + delta).detach()
+
+
 def gaussian_noise(model, x, y, eps=None, *, draws: int = 20, max_scale: float = 32.0, grid: int = 24,
-                   bisect: int = 10, **_: Any) -> torch.Tensor:
+                   bisect: int = 10) -> torch.Tensor:
     """Minimal L2 adversarial along random Gaussian directions (the papers' Gaussian-noise attack).
 
     For each of ``draws`` unit directions d: find the smallest t with clip(x + t d) misclassified,
@@ -227,7 +243,7 @@ def _line_search(model, x, y, d, ts: torch.Tensor, bisect: int) -> tuple[torch.T
 
 def transfer(model, x, y, eps=None, *, source: torch.nn.Module, norm: str = "l2", source_attack: str = "pgd_torch",
              source_eps: float | None = None, max_scale: float = 64.0, grid: int = 32, bisect: int = 10,
-             **kw: Any) -> torch.Tensor:
+             steps: int = 20) -> torch.Tensor:
     """Transfer attack: an adversarial perturbation computed on ``source`` gives the direction; a
     line search along it (grid, then bisection) finds the smallest scale that fools ``model``."""
     if source is None:
@@ -238,7 +254,7 @@ def transfer(model, x, y, eps=None, *, source: torch.nn.Module, norm: str = "l2"
     source.eval()
     try:
         if source_attack == "pgd_torch":
-            x_src = pgd_torch(source, x, y, src_eps, norm=norm, steps=kw.get("steps", 20), loss="ce")
+            x_src = pgd_torch(source, x, y, src_eps, norm=norm, steps=steps, loss="ce")
         elif source_attack == "fgsm":
             x_src = (x + src_eps * _grad(source, x, y, _loss("ce")).sign()).clamp(0, 1)
         else:
@@ -262,7 +278,7 @@ def _fmodel(model: torch.nn.Module, x: torch.Tensor):
 
 
 def _fb_fixed(make: Callable[..., Any]) -> Callable[..., torch.Tensor]:
-    def run(model, x, y, eps, *, restarts: int = 1, **kw: Any) -> torch.Tensor:
+    def run(model, x, y, eps, *, restarts: int = 1, **kw: Any) -> torch.Tensor:  # kw: make's options
         import foolbox as fb
 
         attack = make(**kw)
@@ -279,6 +295,7 @@ def _fb_fixed(make: Callable[..., Any]) -> Callable[..., torch.Tensor]:
         best[~done] = clipped[~done]
         return best
 
+    run.make = make  # type: ignore[attr-defined]
     return run
 
 
@@ -330,76 +347,110 @@ def _fb_minimal(make: Callable[..., Any], needs_start: bool = False) -> Callable
                                         starting_points=start[found])
             return out
 
+    run.make = make  # type: ignore[attr-defined]  (its options are the attack's: see AttackInfo)
     return run
 
 
-def _make_fgsm(**_: Any):
+def _make_fgsm():
     import foolbox as fb
     return fb.attacks.LinfFastGradientAttack(random_start=False)
 
 
-def _make_pgd(*, steps: int = 40, rel_stepsize: float | None = None, **_: Any):
+def _make_pgd(*, steps: int = 40, rel_stepsize: float | None = None):
     import foolbox as fb  # step 2.5 * eps / steps (Madry et al.) unless given
     return fb.attacks.LinfPGD(steps=steps, rel_stepsize=rel_stepsize or 2.5 / steps, random_start=True)
 
 
-def _make_l2pgd(*, steps: int = 50, rel_stepsize: float | None = None, **_: Any):
+def _make_l2pgd(*, steps: int = 50, rel_stepsize: float | None = None):
     import foolbox as fb
     return fb.attacks.L2PGD(steps=steps, rel_stepsize=rel_stepsize or 2.5 / steps, random_start=True)
 
 
-def _make_uniform(*, repeats: int = 20, **_: Any):
+def _make_uniform(*, repeats: int = 20):
     import foolbox as fb
     return fb.attacks.LinfRepeatedAdditiveUniformNoiseAttack(repeats=repeats)
 
 
-def _make_boundary(*, steps: int = 1000, spherical_step: float = 0.01, source_step: float = 0.01, **_: Any):
+def _make_boundary(*, steps: int = 1000, spherical_step: float = 0.01, source_step: float = 0.01):
     import foolbox as fb
     return fb.attacks.BoundaryAttack(steps=steps, spherical_step=spherical_step, source_step=source_step)
 
 
-def _make_hsja(*, steps: int = 32, initial_gradient_eval_steps: int = 100, **_: Any):
+def _make_hsja(*, steps: int = 32, initial_gradient_eval_steps: int = 100):
     import foolbox as fb
     return fb.attacks.HopSkipJumpAttack(steps=steps, initial_gradient_eval_steps=initial_gradient_eval_steps)
 
 
-def _make_pointwise(**_: Any):
+def _make_pointwise():
     import foolbox as fb
     return fb.attacks.PointwiseAttack(l2_binary_search=False)
 
 
-def _make_salt_pepper(*, steps: int = 1000, **_: Any):
+def _make_salt_pepper(*, steps: int = 1000):
     import foolbox as fb
     return fb.attacks.SaltAndPepperNoiseAttack(steps=steps)
 
 
 # --- the registry ------------------------------------------------------------------------------
 
+def _keyword_options(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The keyword-only options of an attack callable (foolbox wrappers: their factory's)."""
+    params = inspect.signature(fn).parameters.values()
+    own = tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    make = getattr(fn, "make", None)
+    return own + (_keyword_options(make) if make is not None else ())
+
+
 @dataclass(frozen=True)
 class AttackInfo:
+    """One registered attack. ``run(model, x, y, eps, **options)`` returns adversarials (N, ...);
+    ``options`` are the keyword options it takes (an unknown one is a ``TypeError``)."""
+
     name: str
     norm: str  # the norm the attack bounds (eps) or minimises; "any" when chosen by a keyword
     minimal: bool  # True: returns minimal adversarials itself (no epsilon)
     run: Callable[..., torch.Tensor] = field(repr=False)
+    options: tuple[str, ...] = ()  # filled from run's keyword-only parameters when empty
+
+    def __post_init__(self) -> None:
+        if not self.options:
+            object.__setattr__(self, "options", _keyword_options(self.run))
+
+    def check_options(self, kwargs: dict[str, Any]) -> None:
+        unknown = sorted(set(kwargs) - set(self.options))
+        if unknown:
+            valid = ", ".join(self.options) or "none"
+            raise TypeError(f"attack {self.name!r} got unknown option(s) {', '.join(unknown)}; valid: {valid}")
 
 
-ATTACKS: dict[str, AttackInfo] = {
-    a.name: a
-    for a in [
-        AttackInfo("fgsm", "linf", False, _fb_fixed(_make_fgsm)),
-        AttackInfo("pgd", "linf", False, _fb_fixed(_make_pgd)),
-        AttackInfo("l2pgd", "l2", False, _fb_fixed(_make_l2pgd)),
-        AttackInfo("uniform_noise", "linf", False, _fb_fixed(_make_uniform)),
-        AttackInfo("ifgsm", "linf", False, ifgsm),
-        AttackInfo("pgd_torch", "any", False, pgd_torch),
-        AttackInfo("boundary", "l2", True, _fb_minimal(_make_boundary, needs_start=True)),
-        AttackInfo("hsja", "l2", True, _fb_minimal(_make_hsja, needs_start=True)),
-        AttackInfo("pointwise", "l0", True, _fb_minimal(_make_pointwise, needs_start=True)),
-        AttackInfo("salt_pepper", "l0", True, _fb_minimal(_make_salt_pepper)),
-        AttackInfo("gaussian_noise", "l2", True, gaussian_noise),
-        AttackInfo("transfer", "any", True, transfer),
-    ]
-}
+ATTACKS: dict[str, AttackInfo] = {}
+
+
+def register(info: AttackInfo) -> AttackInfo:
+    """Add an attack to the one registry (the papers' own attacks register from their folders)."""
+    if info.norm not in ("linf", "l2", "l0", "any"):
+        raise ValueError(f"attack {info.name!r}: norm must be 'linf', 'l2', 'l0' or 'any', got {info.norm!r}")
+    if info.name in ATTACKS and ATTACKS[info.name].run is not info.run:
+        raise ValueError(f"attack {info.name!r} is already registered")
+    ATTACKS[info.name] = info
+    return info
+
+
+for _info in [
+    AttackInfo("fgsm", "linf", False, _fb_fixed(_make_fgsm)),
+    AttackInfo("pgd", "linf", False, _fb_fixed(_make_pgd)),
+    AttackInfo("l2pgd", "l2", False, _fb_fixed(_make_l2pgd)),
+    AttackInfo("uniform_noise", "linf", False, _fb_fixed(_make_uniform)),
+    AttackInfo("ifgsm", "linf", False, ifgsm),
+    AttackInfo("pgd_torch", "any", False, pgd_torch),
+    AttackInfo("boundary", "l2", True, _fb_minimal(_make_boundary, needs_start=True)),
+    AttackInfo("hsja", "l2", True, _fb_minimal(_make_hsja, needs_start=True)),
+    AttackInfo("pointwise", "l0", True, _fb_minimal(_make_pointwise, needs_start=True)),
+    AttackInfo("salt_pepper", "l0", True, _fb_minimal(_make_salt_pepper)),
+    AttackInfo("gaussian_noise", "l2", True, gaussian_noise),
+    AttackInfo("transfer", "any", True, transfer),
+]:
+    register(_info)
 
 
 def get_attack(name: str) -> AttackInfo:
@@ -550,6 +601,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack
     """
     eps = _validate(model, x, y, epsilons)
     info = get_attack(attack)
+    info.check_options(kwargs)
     norm = attack_norm(attack, kwargs)
     device = torch.device(device)
     if info.minimal:
@@ -604,6 +656,7 @@ def min_distance(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, at
     """
     _validate(model, x, y, epsilons)
     info = get_attack(attack)
+    info.check_options(kwargs)
     norm = attack_norm(attack, kwargs)
     device = torch.device(device)
     if not info.minimal:

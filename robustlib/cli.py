@@ -1,10 +1,14 @@
-"""``python -m robustlib <command>``: fetch, run, book, verify, manifest, prune, bench, assignments, grade.
+"""``python -m robustlib <command>``: fetch, run, book, verify, manifest, pack, fetch-artifacts, prune, bench, assignments, grade.
 
   fetch                      MNIST (sha256-checked) and the vendored MathJax
   run NOTEBOOK --profile P   execute one notebook with papermill (-p key value for parameters)
+  compute PAPER --profile P  compute (or load) every stored result of a chapter headless, write its
+                             scorecard (--device D, --seed S, --retrain, --step NAME)
   book --profile P           execute every notebook at P and build the site into _build/html
   verify                     check MNIST hashes and data/artifacts/MANIFEST
   manifest                   rebuild data/artifacts/MANIFEST from the files
+  pack --profile P --out DIR bundle the profile's artifacts git does not track (--all: every one)
+  fetch-artifacts SOURCE     verify a bundle (folder or http(s) URL), then move it into the store
   prune NOTEBOOK --profile P run a notebook, delete its stored results that the run did not use
   bench [NAME ...]           run the benchmarks in bench/ (ratios measured in one run)
   assignments --out DIR      student/instructor notebooks and grader bundles (--notebook NAME)
@@ -39,9 +43,26 @@ def _run(args: argparse.Namespace) -> int:
     if any(k == "profile" for k, _ in args.param):
         raise ValueError("give the profile with --profile, not -p profile")
     params = {"profile": args.profile, **{k: notebooks.parse_value(v) for k, v in args.param}}
+    notebooks.check_parameters(src, params)  # before a kernel starts: one line naming valid values
     out = Path(args.out) if args.out else notebooks.executed_path(f"notebooks/{src.stem}", args.profile)
     wall = notebooks.execute(src, out, params, log_output=args.verbose)
     print(f"{src.name} at profile={args.profile}: {wall:.1f} s wall time -> {out}")
+    return 0
+
+
+def _compute(args: argparse.Namespace) -> int:
+    from . import experiment, papers
+
+    start = time.perf_counter()
+    exp = experiment.start(args.paper, args.profile, args.seed, args.device, args.retrain, progress=True)
+    results = papers.compute(exp, only=args.step or None)
+    if args.step:
+        print(f"{args.paper} at profile={args.profile}: steps {', '.join(args.step)} stored")
+    else:
+        rows = papers.write_scorecard(exp, results)
+        counts = {v: sum(r["verdict"] == v for r in rows) for v in dict.fromkeys(r["verdict"] for r in rows)}
+        print(f"{args.paper} at profile={args.profile}: scorecard " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -76,6 +97,26 @@ def _manifest(_: argparse.Namespace) -> int:
     from . import store
 
     print(f"MANIFEST lists {store.rebuild_manifest()} artifacts")
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from . import bundle
+
+    out = bundle.pack(args.profile, args.out, include="all" if args.all else "untracked")
+    entries = bundle.parse_sums((out / bundle.SUMS).read_text())
+    size = sum(e.size for e in entries.values())
+    print(f"bundle of {len(entries)} files ({size / 2**20:.1f} MiB) at profile={args.profile}: {out}")
+    return 0
+
+
+def _fetch_artifacts(args: argparse.Namespace) -> int:
+    from . import bundle
+
+    got = bundle.fetch_artifacts(args.source, replace=args.replace)
+    for rel in got.written:
+        print(f"fetched {rel}")
+    print(f"{len(got.written)} file(s) verified and written, {len(got.unchanged)} already in place")
     return 0
 
 
@@ -115,7 +156,12 @@ def _bench(args: argparse.Namespace) -> int:
         scripts = [s for s in scripts if s.name in wanted]
     for s in scripts:
         print(f"== {s.name} ==", flush=True)
-        runpy.run_path(str(s), run_name="__main__")
+        argv = sys.argv
+        sys.argv = [str(s), *args.args]  # each script parses its own options, not ours
+        try:
+            runpy.run_path(str(s), run_name="__main__")
+        finally:
+            sys.argv = argv
     return 0
 
 
@@ -164,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--verbose", action="store_true", help="stream the notebook's output")
     r.set_defaults(func=_run)
 
+    c = sub.add_parser("compute", help="compute a chapter's results headless and write its scorecard")
+    c.add_argument("paper", help="one of: baselines, rbfi, dam, abs, bang, mfbm")
+    c.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
+    c.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--retrain", action="store_true", help="recompute instead of loading stored results")
+    c.add_argument("--step", action="append", default=[], help="only this step (repeatable)")
+    c.set_defaults(func=_compute)
+
     b = sub.add_parser("book", help="execute every notebook and build the site")
     b.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     b.add_argument("--reuse", action="store_true", help="keep executed notebooks newer than their source")
@@ -172,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("verify", help="check MNIST and the artifact MANIFEST").set_defaults(func=_verify)
     sub.add_parser("manifest", help="rebuild data/artifacts/MANIFEST").set_defaults(func=_manifest)
+    pk = sub.add_parser("pack", help="bundle the artifacts git does not track (SHA256SUMS + artifacts.tar)")
+    pk.add_argument("--profile", required=True, choices=PROFILE_NAMES)
+    pk.add_argument("--out", required=True, help="a new or empty folder for the bundle")
+    pk.add_argument("--all", action="store_true", help="every file of the profile, tracked ones too")
+    pk.set_defaults(func=_pack)
+    fa = sub.add_parser("fetch-artifacts", help="verify a bundle, then move its files into the store")
+    fa.add_argument("source", help="a bundle folder or its http(s) URL")
+    fa.add_argument("--replace", action="store_true", help="overwrite store files that differ from the bundle's")
+    fa.set_defaults(func=_fetch_artifacts)
     pr = sub.add_parser("prune", help="run a notebook and delete its artifacts that it did not use")
     pr.add_argument("notebook", help="name (dam) or path (notebooks/dam.md)")
     pr.add_argument("--profile", default="quick", choices=[n for n in PROFILE_NAMES if n != "smoke"])
@@ -179,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_prune)
     be = sub.add_parser("bench", help="run benchmarks in bench/")
     be.add_argument("names", nargs="*")
+    be.add_argument("--args", dest="args", nargs=argparse.REMAINDER, default=[],
+                    help="options passed to every benchmark script (e.g. --args --tiny)")
     be.set_defaults(func=_bench)
 
     a = sub.add_parser("assignments", help="student and instructor notebooks and grader bundles")

@@ -76,6 +76,20 @@ def parse_value(text: str) -> Any:
     return text
 
 
+PARAMETERS = ("profile", "seed", "device", "retrain")  # every chapter's papermill parameters
+
+
+def check_parameters(source: Path, parameters: dict[str, Any]) -> None:
+    """Validate a chapter's parameters before its kernel starts (``ValueError`` names valid values)."""
+    from . import experiment, papers
+
+    unknown = sorted(set(parameters) - set(PARAMETERS))
+    if unknown and source.stem in papers.NAMES:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(PARAMETERS)}")
+    if source.stem in papers.NAMES:
+        experiment.check_parameters(source.stem, **parameters)
+
+
 def execute(source: Path, out: Path, parameters: dict[str, Any] | None = None, *, timeout: int | None = None,
             log_output: bool = False) -> float:
     """Execute a MyST notebook with papermill; write the executed ``.ipynb``; return wall seconds."""

@@ -31,11 +31,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import paths
+from . import claims, paths
 from .profiles import PROFILE_NAMES
 
 MANIFEST = "MANIFEST"
-VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
+VERDICTS = claims.VERDICTS
 _TENSOR = "__tensor__"
 
 

@@ -50,7 +50,7 @@ def linear_problem():
 def small_mlp():
     """A small MLP trained for a moment on 2,000 MNIST images (about 85 % accurate)."""
     from robustlib import data, train
-    from robustlib.models.baselines import MLP
+    from robustlib.papers.baselines.model import MLP
 
     torch.manual_seed(0)
     x, y = data.mnist("train")

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from robustlib.models import abs as A
+from robustlib.papers.abs import model as A
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -396,7 +396,7 @@ def test_madry_training_adversary_stays_in_ball():
 
 def _fake_results(l2_abs: float, noise_abs: float):
     from robustlib.attacks import DistanceResult
-    from robustlib.models import abs_experiments as X
+    from robustlib.papers.abs import experiments as X
 
     def dr(label, norm, med):  # 8 images at the median, 2 at half of it
         d = torch.full((10,), float(med), dtype=torch.float64)
@@ -418,7 +418,7 @@ def _fake_results(l2_abs: float, noise_abs: float):
 
 def test_scorecard_verdicts_follow_the_numbers():
     from robustlib import profiles
-    from robustlib.models import abs_experiments as X
+    from robustlib.papers.abs import experiments as X
 
     clean = {"accuracy": {k: 0.99 for k in X.MODELS}, "n": {k: 100 for k in X.MODELS},
              "abs_confidence": torch.full((100,), 0.9)}

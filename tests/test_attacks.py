@@ -210,3 +210,22 @@ def test_line_search_attacks_accept_float64_images(linear_problem):
     res = attacks.min_distance(model, x.double(), y, attack="gaussian_noise", draws=1)
     assert res.distances.dtype == torch.float64 and torch.isfinite(res.distances).any()
     model.float()
+
+
+@pytest.mark.parametrize("name", sorted(attacks.ATTACKS))
+def test_every_attack_rejects_an_unknown_option_naming_the_valid_ones(name, linear_problem):
+    model, x, y = linear_problem
+    info = attacks.get_attack(name)
+    call = attacks.min_distance if info.minimal else attacks.evaluate
+    eps = {} if info.minimal else {"epsilons": [0.1]}
+    with pytest.raises(TypeError, match="unknown option.*stepz.*valid") as err:
+        call(model, x[:2], y[:2], attack=name, stepz=100, **eps)
+    for option in info.options:
+        assert option in str(err.value)
+
+
+def test_register_refuses_a_second_attack_of_the_same_name():
+    info = attacks.get_attack("ifgsm")
+    with pytest.raises(ValueError, match="already registered"):
+        attacks.register(attacks.AttackInfo("ifgsm", "linf", False, lambda m, x, y, e: x))
+    assert attacks.register(info) is info  # the same attack again is harmless (module reloads)

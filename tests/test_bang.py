@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 from robustlib import train
 from robustlib.metrics import ecc_align, pass_scores, ssim
-from robustlib.models import bang
-from robustlib.models import bang_eval as ev
-from robustlib.models.baselines import LeNet
+from robustlib.papers.bang import model as bang
+from robustlib.papers.bang import evaluation as ev
+from robustlib.papers.baselines.model import LeNet
 
 
 # --- the rule ----------------------------------------------------------------------------------
@@ -428,7 +428,7 @@ def test_ecc_failure_falls_back_to_identity():
 
 
 def test_colour_pass_runs_on_cifar_shaped_images():
-    from robustlib.models.bang_experiments import synthetic_cifar
+    from robustlib.papers.bang.experiments import synthetic_cifar
 
     x, _ = synthetic_cifar(4)
     assert torch.allclose(pass_scores(x, x), torch.ones(4, dtype=torch.float64), atol=1e-6)
@@ -477,7 +477,7 @@ def test_cifar_path_runs_on_synthetic_data_and_skips_without_data(tmp_store):
     import dataclasses
 
     from robustlib import profiles, store
-    from robustlib.models import bang_experiments as bx
+    from robustlib.papers.bang import experiments as bx
 
     prof = dataclasses.replace(profiles.get("bang", "smoke"), cifar_iterations=4, cifar_rows=("R0", "B0"),
                                cifar_grid_betas=(0.5,), cifar_grid_epsilons=(0.83,), cifar_n_attack=8, max_steps=60,
@@ -509,7 +509,7 @@ def _cifar_res(a0, ab, f0, fb):
 
 
 def test_bang6_verdict_on_cifar_numbers():
-    from robustlib.models import bang_experiments as bx
+    from robustlib.papers.bang import experiments as bx
 
     def v(profile, res):
         return {r["id"]: r["verdict"] for r in bx.scorecard(profile, _fake_t1(), _fake_att(), None, None, res)}
@@ -557,7 +557,7 @@ def _fake_att(b1_fgs=0.0168, blank_failures=97, margin=60, r0_fgs=0.9033, n=100,
 
 
 def test_scorecard_verdicts_follow_the_spec_columns():
-    from robustlib.models import bang_experiments as bx
+    from robustlib.papers.bang import experiments as bx
 
     grid_res = {"epsilons": [0.78, 0.81, 0.84], "fgs_rate": torch.tensor([[0.1, 0.05, 0.02], [0.2, 0.1, 0.01]])}
     v = {r["id"]: r["verdict"] for r in bx.scorecard("paper", _fake_t1(), _fake_att(), grid_res, None, None)}
@@ -579,7 +579,7 @@ def test_scorecard_verdicts_follow_the_spec_columns():
 
 
 def _quick(att):
-    from robustlib.models import bang_experiments as bx
+    from robustlib.papers.bang import experiments as bx
 
     return {r["id"]: r for r in bx.scorecard("quick", _fake_t1(), att, None, None, None)}
 
@@ -597,7 +597,7 @@ def test_bang2_quick_rule_demands_a_real_drop():
 
 
 def test_rate_drop_standard_error():
-    from robustlib.models import bang_experiments as bx
+    from robustlib.papers.bang import experiments as bx
 
     d, se = bx.rate_drop({"rate": 0.5, "attacked": 100}, {"rate": 0.3, "attacked": 100})
     assert d == pytest.approx(0.2) and se == pytest.approx((0.4 * 0.6 * 0.02) ** 0.5)
@@ -625,7 +625,7 @@ def test_bang3_rule_needs_a_significant_linf_rise_and_a_pass_drop():
 
 
 def test_bang8_says_what_survives_and_compares_fgs_sizes():
-    from robustlib.models import bang_experiments as bx
+    from robustlib.papers.bang import experiments as bx
 
     def dist(*v):
         return torch.tensor(v, dtype=torch.float64)
@@ -647,7 +647,7 @@ def test_bang8_says_what_survives_and_compares_fgs_sizes():
 
 
 def test_masking_check_without_a_collapse_is_only_partly():
-    from robustlib.models import bang_experiments as bx
+    from robustlib.papers.bang import experiments as bx
 
     # every blank failure broken by margin FGS, but B1's FGS rate barely drops (no collapse)
     att = _fake_att(b1_fgs=0.97, blank_failures=9, margin=9, r0_fgs=1.0)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from robustlib.models import baselines
+from robustlib.papers.baselines import model as baselines
 
 
 def test_lenet_shapes_and_parameter_count():

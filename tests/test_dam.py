@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from robustlib.models import dam
+from robustlib.papers.dam import model as dam
 
 torch.set_default_dtype(torch.float32)
 

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from robustlib.models import mfbm as M
+from robustlib.papers.mfbm import model as M
 
 DT = torch.float64
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from robustlib import attacks as A
-from robustlib.models import rbfi as R
-from robustlib.models import rbfi_kernel as K
+from robustlib.papers.rbfi import model as R
+from robustlib.papers.rbfi import kernel as K
 
 BACKENDS = ["kernel", "chunked", "naive"]
 
@@ -434,7 +434,7 @@ def test_triton_kernels_in_interpreter():
 
     code = textwrap.dedent("""
         import torch
-        from robustlib.models import rbfi_kernel as K
+        from robustlib.papers.rbfi import kernel as K
         assert K._triton_self_check(torch.device("cpu"))
         g = torch.Generator().manual_seed(3)
         x, w, u = torch.rand(19, 45, generator=g), torch.rand(18, 45, generator=g), torch.rand(18, 45, generator=g) * 3
@@ -462,7 +462,7 @@ def test_triton_kernels_compile_for_an_h100():
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from robustlib.models import rbfi_triton as T
+    from robustlib.papers.rbfi import triton as T
 
     ptrs = {n: "*fp32" for n in ("x", "w", "u", "z")}
     ints = {"B": "i32", "M": "i32", "N": "i32"}

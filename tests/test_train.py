@@ -5,12 +5,12 @@ import textwrap
 import torch
 
 from robustlib import data, train
-from robustlib.models.baselines import MLP
+from robustlib.papers.baselines.model import MLP
 
 SCRIPT = textwrap.dedent("""
     import os, sys, torch
     from robustlib import data, train
-    from robustlib.models.baselines import MLP
+    from robustlib.papers.baselines.model import MLP
     ckpt, crash_at = sys.argv[1], int(sys.argv[2])
     x, y = data.mnist("train")
     torch.manual_seed(0)

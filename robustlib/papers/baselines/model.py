@@ -141,7 +141,7 @@ def train_cached(kind: str, epochs: int, x: torch.Tensor, y: torch.Tensor, *, no
                  ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train a baseline with its recipe on (x, y) or load it from the store (keyed by recipe,
     training-set size and seed). Any notebook can reuse it: the key includes the notebook name."""
-    from .. import train
+    from ... import train
 
     cfg = {**recipe(kind, epochs), "n_train": len(x)}
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import metrics
+from ... import metrics
 from ..attacks import margin_loss
 
 DirectionFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]

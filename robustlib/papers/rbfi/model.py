@@ -32,10 +32,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import attacks as A
+from ... import attacks as A
 from ..train import Batch, fit
-from .baselines import MLP
-from .rbfi_kernel import LargeAttractorExp, SharedFeedbackMax, scaled_linf
+from ..baselines.model import MLP
+from .kernel import LargeAttractorExp, SharedFeedbackMax, scaled_linf
 
 SQRT_2_OVER_E = math.sqrt(2.0 / math.e)  # max slope of exp(-t^2): the RBFI unit's sensitivity factor
 KINDS = "^v*"  # And, Or, mixed

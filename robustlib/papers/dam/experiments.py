@@ -25,9 +25,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .. import attacks, data, store
+from ... import attacks, data, store
 from ..train import cached_model
-from . import baselines, dam
+from ..baselines import model as baselines, dam
 
 NOTEBOOK = "dam"
 PAPER_ERRORS = {2: 0.0151, 3: 0.0144, 20: 0.0161, 30: 0.0180}  # [P-DAM] section 2
@@ -702,7 +702,7 @@ def run_all(run: Run) -> list[dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .. import profiles
+    from ... import profiles
 
     ap = argparse.ArgumentParser(description="DAM experiments without Jupyter (same artifacts as the notebook)")
     ap.add_argument("--profile", default="paper", choices=profiles.PROFILE_NAMES)

@@ -35,11 +35,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .. import attacks as A
-from .. import data, profiles, store
+from ... import attacks as A
+from ... import data, profiles, store
 from ..train import accuracy, cached_model, fit
-from . import baselines
-from . import mfbm as M
+from ..baselines import model as baselines
+from . import model as M
 
 NB = "mfbm"
 VERSION = 1

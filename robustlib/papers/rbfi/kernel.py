@@ -292,7 +292,7 @@ def _cpu_key() -> str:
 
 
 def _build_dir() -> Path:
-    from .. import paths
+    from ... import paths
 
     for d in (paths.build_dir() / "kernels", Path(tempfile.gettempdir()) / "robustlib-kernels"):
         try:

@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from .. import attacks, data, store, train
+from ... import attacks, data, store, train
 from ..attacks import DistanceResult
 from ..metrics import distance
 from ..profiles import AbsProfile
-from . import abs as A
-from .baselines import NearestNeighbour
+from . import model as A
+from ..baselines.model import NearestNeighbour
 
 NB = "abs"
 THRESHOLDS = {"l2": 1.5, "linf": 0.3, "l0": 12.0}
@@ -576,7 +576,7 @@ def scorecard_targets(prof: AbsProfile, clean: dict[str, Any], results: dict[str
 
 def run_all(profile: str = "paper", seed: int = 0, device: str = "auto", retrain: bool = False) -> dict[str, Any]:
     """Compute every artifact the notebook needs, in the notebook's order."""
-    from .. import profiles
+    from ... import profiles
 
     prof, dev = profiles.setup(NB, profile, seed, device)
     t0 = time.perf_counter()

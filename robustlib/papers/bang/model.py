@@ -45,8 +45,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from .. import train
-from .baselines import LeNet
+from ... import train
+from ..baselines.model import LeNet
 
 FLOAT32_MAX = 3.0e38
 

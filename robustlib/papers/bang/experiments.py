@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 
-from .. import attacks, data, store, train
+from ... import attacks, data, store, train
 from ..profiles import Profile
-from . import bang_eval as ev
-from .bang import (CIFAR_SOLVER, LENET_SOLVER, REGULAR, BangConfig, CifarQuick, LeNetStack, bang_step,
+from . import evaluation as ev
+from .model import (CIFAR_SOLVER, LENET_SOLVER, REGULAR, BangConfig, CifarQuick, LeNetStack, bang_step,
                    init_lenets, load_snapshots, scaled_solver, stack_accuracy, stack_predict, train_stack)
-from .baselines import LeNet
+from ..baselines.model import LeNet
 
 NOTEBOOK = "bang"
 
@@ -489,7 +489,7 @@ def run_all(prof: Profile, *, seed: int = 0, device: str = "cpu", retrain: bool 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .. import profiles
+    from ... import profiles
 
     p = argparse.ArgumentParser(description="Compute the BANG notebook's artifacts without Jupyter.")
     p.add_argument("--profile", default="paper", choices=profiles.PROFILE_NAMES)

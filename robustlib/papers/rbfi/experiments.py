@@ -27,10 +27,10 @@ from typing import Any
 
 import torch
 
-from .. import attacks as A
-from .. import data, profiles, store
+from ... import attacks as A
+from ... import data, profiles, store
 from ..train import accuracy, cached_model
-from . import rbfi as R
+from . import model as R
 
 NB = "rbfi"
 EPS_TRAIN = 0.3  # adversarial training epsilon (paper: "consistent with [MMS17]"; value missing from the text)

@@ -1,1 +1,0 @@
-"""One module per paper (mfbm, rbfi, dam, abs, bang) plus shared baselines."""

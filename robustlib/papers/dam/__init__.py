@@ -1,0 +1,1 @@
+"""The dam chapter: model.py (the mathematics), profile.py, experiments.py (steps) and claims.py (verdicts)."""
