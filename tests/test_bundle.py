@@ -28,7 +28,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 def serve(tmp_path):
     """``serve(folder) -> URL``: a static HTTP server on 127.0.0.1 (free port) in a thread; stopped at
     teardown, and after 60 s in any case so a hung test cannot leave it running."""
-    servers: list[http.server.ThreadingHTTPServer] = []
+    servers: list[tuple[http.server.ThreadingHTTPServer, threading.Timer]] = []
 
     def start(folder: Path) -> str:  # the URL of ``folder``, served as the site's root
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
@@ -36,11 +36,12 @@ def serve(tmp_path):
         stop = threading.Timer(60, srv.shutdown)
         stop.daemon = True
         stop.start()
-        servers.append(srv)
+        servers.append((srv, stop))
         return f"http://127.0.0.1:{srv.server_address[1]}"
 
     yield start
-    for srv in servers:
+    for srv, stop in servers:
+        stop.cancel()
         srv.shutdown()
         srv.server_close()
 
