@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: all venv data book test test-fast bench lock clean verify lint
+.PHONY: all venv data book test test-fast bench lock clean verify lint browser
 
 all: test
 
@@ -27,8 +27,14 @@ data: $(STAMP)
 book: data
 	$(PY) -m robustlib book --profile quick
 
-# Unit tests, every notebook at the smoke profile, and a strict book build.
-test: data
+# Debian's chromium for the browser test of the built book, installed where apt-get can (root).
+browser:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is missing: the browser test will skip (sudo apt-get install chromium)"
+
+# Unit tests, every notebook at the smoke profile, a strict book build and a browser test of it.
+test: data browser
 	$(PY) -m pytest -x -q --durations=15
 
 # Unit tests only (no notebooks, no book build).

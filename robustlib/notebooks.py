@@ -18,7 +18,7 @@ from typing import Any
 
 from . import paths
 
-CODE_PAGES_OUTSIDE_NOTEBOOKS = ("book/scorecard",)  # book pages that execute code
+CODE_PAGES_OUTSIDE_NOTEBOOKS = ("book/intro", "book/scorecard", "book/execution")  # book pages that execute code
 
 
 def notebook_path(name_or_path: str) -> Path:
@@ -107,6 +107,22 @@ def execute(source: Path, out: Path, parameters: dict[str, Any] | None = None, *
     return time.perf_counter() - start
 
 
+def execution_statistics() -> list[dict[str, str]]:
+    """One row per executed chapter notebook (every profile built here): its profile, the wall time
+    papermill recorded, when it ran, and whether it finished without an error."""
+    import nbformat
+
+    rows = []
+    for path in sorted((paths.build_dir() / "executed").glob("*/*.ipynb")):
+        if path.stem not in {Path(p).name for p in code_pages() if p.startswith("notebooks/")}:
+            continue
+        meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+        rows.append({"page": path.stem, "profile": path.parent.name,
+                     "wall time": f"{meta.get('duration') or 0:.1f} s", "finished": (meta.get("end_time") or "?")[:19],
+                     "status": "ok" if not meta.get("exception") else "error"})
+    return rows
+
+
 def has_parameters_cell(source: Path) -> bool:
     import jupytext
 
@@ -122,7 +138,9 @@ def execute_pages(profile: str, *, reuse: bool = False, extra: dict[str, Any] | 
     parameters cell (the scorecard) gather the others' results and always run again.
     """
     times = {}
-    for page in code_pages():
+    # chapters first: the overview pages (no parameters cell) gather what the chapters stored
+    pages = sorted(code_pages(), key=lambda p: not has_parameters_cell(paths.root() / f"{p}.md"))
+    for page in pages:
         name = Path(page).name
         if only is not None and name not in only:
             continue

@@ -52,3 +52,30 @@ def test_verify_reports_a_corrupt_mnist_file_without_a_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "robustlib", "verify"], capture_output=True, text=True, env=env)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert victim.name in out.stdout and "sha256" in out.stdout
+
+
+def test_a_bad_parameter_is_one_line_before_any_kernel_starts():
+    out = subprocess.run([sys.executable, "-m", "robustlib", "run", "notebooks/dam.md", "--profile", "quick",
+                          "-p", "seed", "-1"], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == ["error: seed must be a non-negative integer, got -1"]
+    out = subprocess.run([sys.executable, "-m", "robustlib", "run", "dam", "-p", "sead", "1"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "valid: profile, seed, device, retrain" in out.stderr
+
+
+def test_compute_names_the_valid_papers():
+    out = subprocess.run([sys.executable, "-m", "robustlib", "compute", "nosuch", "--profile", "smoke"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "valid: baselines, rbfi, dam, abs, bang, mfbm" in out.stderr
+
+
+def test_every_benchmark_runs_from_the_cli_at_a_tiny_size():
+    from robustlib import paths
+
+    names = sorted(p.stem.removeprefix("bench_") for p in (paths.root() / "bench").glob("bench_*.py"))
+    out = subprocess.run([sys.executable, "-m", "robustlib", "bench", *names, "--args", "--tiny"],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in names:
+        assert f"== bench_{name}.py ==" in out.stdout
