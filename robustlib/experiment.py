@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,21 @@ def check_steps(steps: Sequence[Step]) -> None:
         seen.add(s.name)
 
 
+def step_seed(seed: int, name: str) -> int:
+    """The seed a step starts from: fixed by the run's seed and the step's name, so a step gives the
+    same result whether it runs after others in one process or alone in a worker of its own."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
+
+
+def run_step(exp: Experiment, step: Step) -> Any:
+    """Run one step from its own seed (the only way steps are run: in order here, or by a runner)."""
+    torch.manual_seed(step_seed(exp.seed, step.name))
+    t0 = time.perf_counter()
+    result = step.run(exp)
+    exp.timings[f"step {step.name}"] = time.perf_counter() - t0
+    return result
+
+
 def run_steps(exp: Experiment, steps: Sequence[Step], *, only: Sequence[str] | None = None) -> dict[str, Any]:
     """Run ``steps`` in order (each loads what is stored); returns ``{step name: its result}``."""
     check_steps(steps)
@@ -164,7 +180,5 @@ def run_steps(exp: Experiment, steps: Sequence[Step], *, only: Sequence[str] | N
         if only is not None and s.name not in only:
             continue
         exp.log(f"step {i + 1}/{len(steps)}: {s.name}")
-        t0 = time.perf_counter()
-        results[s.name] = s.run(exp)
-        exp.timings[f"step {s.name}"] = time.perf_counter() - t0
+        results[s.name] = run_step(exp, s)
     return results

@@ -189,11 +189,14 @@ def save(name: str, config: Mapping[str, Any], result: Mapping[str, Any], *, not
         "result": body,
     }
     written = []
+    js = _with(stem, ".json")
+    # An old result of the same key (retrain) loses its JSON first: a write killed half-way then
+    # leaves no JSON at all (recomputed next time), never an old JSON beside new tensors.
+    js.unlink(missing_ok=True)
     if tensors:
         st = _with(stem, ".safetensors")
         _atomic_write(st, lambda p: save_file(tensors, str(p)))
         written.append(st)
-    js = _with(stem, ".json")
     _write_json(js, meta)  # last: its presence marks the artifact complete
     written.append(js)
     update_manifest(written)
