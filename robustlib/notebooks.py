@@ -180,8 +180,19 @@ def stage(profile: str) -> Path:
         target = st / f"{page}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         (st / f"{page}.md").unlink(missing_ok=True)
-        shutil.copy(executed, target)
+        _without_checks(executed, target)
     return st
+
+
+def _without_checks(executed: Path, target: Path) -> None:
+    """Copy an executed notebook without the grader's hidden checks (cells tagged ``check``): the
+    book's ``.ipynb`` download must not hand them to students (the gated solutions stay: the book
+    shows them on purpose; the student edition comes from ``robustlib assignments``)."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if "check" not in c.metadata.get("tags", [])]
+    nbformat.write(nb, target)
 
 
 def build(profile: str, *, html_dir: Path | None = None, strict: bool = True) -> Path:
