@@ -21,3 +21,11 @@ def test_book_builds_strictly_at_smoke():
         assert f"{prefix}-1<" in score, prefix
     # MathJax is served from the vendored copy, not a CDN
     assert "_static/mathjax/tex-chtml.js" in (html / "book" / "protocol.html").read_text()
+    # the book's downloads carry no grader checks (students must not get them from the book)
+    sources = list((html / "_sources").rglob("*.ipynb"))
+    assert sources, "no notebook downloads in the built book"
+    for src in sources:
+        assert "# check " not in src.read_text(), f"{src.name} holds hidden grader checks"
+    # the front page opens with the findings, generated from the stored scorecards
+    intro = (html / "book" / "intro.html").read_text()
+    assert intro.count('class="verdict ') >= 6 and "Key findings" in intro
