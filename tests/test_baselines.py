@@ -33,3 +33,22 @@ def test_mlp_and_recipes():
     with pytest.raises(ValueError, match="valid"):
         baselines.build("resnet")
     assert baselines.recipe("lenet", 2)["batch_size"] == 64
+
+
+def test_trained_and_train_cached_share_one_store_entry(tmp_store):
+    """A chapter with an ``Experiment`` and a caller without one get the same stored network."""
+    from robustlib import experiment
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 1, 28, 28, generator=g), torch.arange(64) % 10
+    exp = experiment.start("baselines", "smoke", 0, "cpu")
+    model, history = baselines.trained(exp, "relu_mlp", 1, x, y)
+    assert len(history) == 1
+    files = sorted(p.name for p in (tmp_store / "smoke" / "baselines").iterdir())
+    again, history_again = baselines.train_cached(
+        "relu_mlp", 1, x, y, notebook="baselines", profile="smoke", progress=False
+    )
+    assert sorted(p.name for p in (tmp_store / "smoke" / "baselines").iterdir()) == files  # loaded, not retrained
+    assert history_again == history
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)

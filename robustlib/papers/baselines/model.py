@@ -6,23 +6,36 @@
 * ``NearestNeighbour``: class score = minus the L2 distance to the nearest training image of that
   class (the ABS paper's NN baseline); differentiable almost everywhere, batched.
 
-Every model takes images (N, 1, 28, 28) in [0, 1] and returns class scores (N, 10).
+Every model takes images (N, 1, 28, 28) in [0, 1] and returns class scores (N, 10). The three
+networks are trained by one recipe (Adam, learning rate 1e-3, cross-entropy; ``trained``), keyed in
+the store by ``ModelKey``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+if TYPE_CHECKING:
+    from ...experiment import Experiment
+
 
 class MLP(nn.Module):
     """Fully connected network on the flattened image; ``activation`` is "relu" or "sigmoid"."""
 
-    def __init__(self, hidden: tuple[int, ...] = (512, 512, 512), activation: str = "relu",
-                 in_features: int = 784, classes: int = 10):
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = (512, 512, 512),
+        activation: str = "relu",
+        in_features: int = 784,
+        classes: int = 10,
+    ):
         super().__init__()
         if activation not in ("relu", "sigmoid"):
             raise ValueError(f"unknown activation {activation!r}; valid: 'relu', 'sigmoid'")
@@ -129,26 +142,102 @@ def build(kind: str) -> nn.Module:
 
 
 def recipe(kind: str, epochs: int) -> dict[str, float | int | str]:
-    """The training settings of a baseline (also its store key): Adam, cross-entropy."""
+    """The training settings of a baseline: Adam, cross-entropy."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown baseline {kind!r}; valid: {', '.join(MODEL_KINDS)}")
     batch = 64 if kind == "lenet" else 100
     return {"kind": kind, "optimizer": "adam", "lr": 1e-3, "batch_size": batch, "epochs": epochs}
 
 
-def train_cached(kind: str, epochs: int, x: torch.Tensor, y: torch.Tensor, *, notebook: str, profile: str,
-                 seed: int = 0, device: str = "cpu", retrain: bool = False, progress: bool = True,
-                 ) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Train a baseline with its recipe on (x, y) or load it from the store (keyed by recipe,
-    training-set size and seed). Any notebook can reuse it: the key includes the notebook name."""
+@dataclass(frozen=True)
+class ModelKey:
+    """What identifies a trained baseline in the store: its recipe and the training-set size.
+
+    The store hashes ``asdict(key)``, which is the dict ``{**recipe(kind, epochs), "n_train": n}``
+    the stored networks were always keyed by.
+    """
+
+    kind: str
+    optimizer: str
+    lr: float
+    batch_size: int
+    epochs: int
+    n_train: int
+
+    @classmethod
+    def of(cls, kind: str, epochs: int, n_train: int) -> ModelKey:
+        return cls(**recipe(kind, epochs), n_train=n_train)
+
+
+def _fit(
+    model: nn.Module,
+    key: ModelKey,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    checkpoint: Path,
+    *,
+    seed: int,
+    device: str,
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Train ``model`` in place with its recipe (Adam, cross-entropy); returns the per-epoch history."""
     from ... import train
 
-    cfg = {**recipe(kind, epochs), "n_train": len(x)}
+    opt = torch.optim.Adam(model.parameters(), lr=key.lr)
+    return train.fit(
+        model,
+        x,
+        y,
+        epochs=key.epochs,
+        batch_size=key.batch_size,
+        seed=seed,
+        optimizer=opt,
+        checkpoint=checkpoint,
+        device=device,
+        progress=progress,
+        desc=key.kind,
+    )
 
-    def train_fn(model: nn.Module, ckpt) -> list[dict[str, float]]:
-        opt = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
-        return train.fit(model, x, y, epochs=epochs, batch_size=int(cfg["batch_size"]), seed=seed, optimizer=opt,
-                         checkpoint=ckpt, device=device, progress=progress, desc=kind)
 
-    return train.cached_model(kind, cfg, lambda: build(kind), train_fn, notebook=notebook, profile=profile,
-                              seed=seed, device=device, retrain=retrain)
+def trained(
+    exp: Experiment, kind: str, epochs: int, x: torch.Tensor, y: torch.Tensor
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """A baseline trained with its recipe on (x, y), or loaded from ``exp``'s store (keyed by
+    :class:`ModelKey` and the seed, under ``exp.paper``: any chapter can train its own copy)."""
+    key = ModelKey.of(kind, epochs, len(x))
+    return exp.model(
+        kind,
+        key,
+        lambda: build(kind),
+        lambda model, ckpt: _fit(model, key, x, y, ckpt, seed=exp.seed, device=exp.device, progress=exp.progress),
+    )
+
+
+def train_cached(
+    kind: str,
+    epochs: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    notebook: str,
+    profile: str,
+    seed: int = 0,
+    device: str = "cpu",
+    retrain: bool = False,
+    progress: bool = True,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """:func:`trained` for callers without an ``Experiment``: the same key, the same store entry."""
+    from ... import train
+
+    key = ModelKey.of(kind, epochs, len(x))
+    return train.cached_model(
+        kind,
+        key,
+        lambda: build(kind),
+        lambda model, ckpt: _fit(model, key, x, y, ckpt, seed=seed, device=device, progress=progress),
+        notebook=notebook,
+        profile=profile,
+        seed=seed,
+        device=device,
+        retrain=retrain,
+    )
