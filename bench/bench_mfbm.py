@@ -13,7 +13,8 @@ Measured in one run, both sides in this process:
   (float32 vs float16);
 * the quick profile's 4x4 layer (32 channels) for reference.
 
-Run: ``python bench/bench_mfbm.py`` (2 CPU threads by default; ``--threads``; ``--device cuda``).
+Run: ``python -m robustlib bench mfbm`` or ``python bench/bench_mfbm.py`` (2 CPU threads by default;
+``--threads``; ``--device cuda``; ``--tiny``: a few images in seconds, for the tests).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 import torch
 
 from robustlib import data
-from robustlib.models import mfbm as M
+from robustlib.papers.mfbm import model as M
 
 
 def _sync(device: str) -> None:
@@ -45,12 +46,15 @@ def best_time(fn, device: str, repeats: int = 3) -> float:
     return min(times)
 
 
-def matmul_gflops(device: str) -> dict[str, float]:
+def matmul_gflops(device: str, tiny: bool = False) -> dict[str, float]:
+    shapes = {"square 2048": (2048, 2048, 2048), "iteration shape 8192x256x256": (8192, 256, 256)}
+    if tiny:
+        shapes = {"square 256": (256, 256, 256), "iteration shape 1024x256x256": (1024, 256, 256)}
     out = {}
-    for name, (m, k, n) in {"square 2048": (2048, 2048, 2048), "iteration shape 8192x256x256": (8192, 256, 256)}.items():
+    for name, (m, k, n) in shapes.items():
         a = torch.randn(m, k, device=device)
         b = torch.randn(k, n, device=device)
-        reps = 10
+        reps = 2 if tiny else 10
 
         def run():
             for _ in range(reps):
@@ -84,11 +88,11 @@ class LiteralLayer(torch.nn.Module):
         u = u.permute(0, 2, 3, 1).reshape(-1, L.nh)
         outs = []
         for i in range(0, len(u), L.chunk):
-            ui = u[i:i + L.chunk]
+            ui = u[i : i + L.chunk]
             m = torch.tanh(ui)
             for _ in range(L.iters - 1):
                 m = M.clamped_step(m, ui, L.J2h, L.Jh_sq)
-            outs.append(m[:, L.outputs[0]:L.outputs[1]])
+            outs.append(m[:, L.outputs[0] : L.outputs[1]])
         return torch.cat(outs).reshape(n, hp, wp, -1).permute(0, 3, 1, 2)
 
 
@@ -99,7 +103,10 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=100, help="images timed for the extrapolation to 60,000")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the best of each is kept")
     ap.add_argument("--full", action="store_true", help="also extract all 60,000 (float16 cache)")
+    ap.add_argument("--tiny", action="store_true", help="a few images, one round, small matmuls (seconds; a test)")
     args = ap.parse_args()
+    if args.tiny:
+        args.images, args.rounds, args.full = 4, 1, False
     torch.set_num_threads(args.threads)
     dev = args.device
     x = data.mnist("train")[0]
@@ -108,13 +115,13 @@ def main() -> None:
     layer = staged_layer(dev)
     literal = LiteralLayer(layer)
     quick = M.MeanFieldConv.from_machine(M.BoltzmannMachine(16, 32, init_std=0.15), kernel=4).to(dev)
-    xs = x[:args.images].to(dev)
-    xq = x[:args.images * 4].to(dev)
+    xs = x[: args.images].to(dev)
+    xq = x[: args.images * 4].to(dev)
 
     def extract(lay, xx):
         with torch.no_grad():
             for i in range(0, len(xx), batch):
-                lay(xx[i:i + batch])
+                lay(xx[i : i + batch])
 
     # The machine is shared: measure both sides in interleaved rounds and keep each one's best,
     # so that the ratio compares least-disturbed runs taken at nearly the same time.
@@ -122,7 +129,7 @@ def main() -> None:
     mm: dict[str, float] = {}
     cpu_fused = []
     for _ in range(args.rounds):
-        for k, v in matmul_gflops(dev).items():
+        for k, v in matmul_gflops(dev, args.tiny).items():
             mm[k] = max(mm.get(k, 0.0), v)
         c0 = time.process_time()
         t = best_time(lambda: extract(layer, xs), dev, repeats=1)
@@ -143,28 +150,56 @@ def main() -> None:
     numel = n_full * shape[0] * shape[1] * shape[2]
     rows = [
         ("machine matmul, " + ", ".join(f"{k}: {v:.1f}" for k, v in mm.items()), f"{peak:.1f} GFLOP/s", ""),
-        ("feature extraction (fused Eq. 5, paper settings)", f"{g_fused:.1f} GFLOP/s", f"{g_fused / peak:.0%} of matmul (goal >= 50 %)"),
-        ("feature extraction (literal Eq. 5 step)", f"{g_literal:.1f} GFLOP/s", f"fused is {t_literal / t_fused:.2f}x faster"),
-        ("4x4 layer of the quick profile (32 channels)", f"{g_quick:.1f} GFLOP/s", f"{g_quick / peak:.0%} of matmul (32x32 GEMMs: memory-bound)"),
-        ("time per image (paper settings)", f"{1000 * per_image:.1f} ms", f"CPU time {1000 * cpu_fused / len(xs):.1f} ms"),
+        (
+            "feature extraction (fused Eq. 5, paper settings)",
+            f"{g_fused:.1f} GFLOP/s",
+            f"{g_fused / peak:.0%} of matmul (goal >= 50 %)",
+        ),
+        (
+            "feature extraction (literal Eq. 5 step)",
+            f"{g_literal:.1f} GFLOP/s",
+            f"fused is {t_literal / t_fused:.2f}x faster",
+        ),
+        (
+            "4x4 layer of the quick profile (32 channels)",
+            f"{g_quick:.1f} GFLOP/s",
+            f"{g_quick / peak:.0%} of matmul (32x32 GEMMs: memory-bound)",
+        ),
+        (
+            "time per image (paper settings)",
+            f"{1000 * per_image:.1f} ms",
+            f"CPU time {1000 * cpu_fused / len(xs):.1f} ms",
+        ),
         ("60,000 training images (extrapolated)", f"{per_image * n_full:.0f} s", f"{per_image * n_full / 60:.1f} min"),
-        ("feature cache 60,000 x 128x21x21", f"{numel * 4 / 1e9:.1f} GB float32", f"{numel * 2 / 1e9:.1f} GB float16 (used)"),
+        (
+            "feature cache 60,000 x 128x21x21",
+            f"{numel * 4 / 1e9:.1f} GB float32",
+            f"{numel * 2 / 1e9:.1f} GB float16 (used)",
+        ),
     ]
     if args.full:
         t0 = time.perf_counter()
         feats = M.extract(layer, x, batch_size=batch, device=dev, dtype=torch.float16)
         t_all = time.perf_counter() - t0
-        rows.append(("60,000 training images (measured, float16 cache)", f"{t_all:.0f} s",
-                     f"{feats.numel() * feats.element_size() / 1e9:.1f} GB"))
+        rows.append(
+            (
+                "60,000 training images (measured, float16 cache)",
+                f"{t_all:.0f} s",
+                f"{feats.numel() * feats.element_size() / 1e9:.1f} GB",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     load = ""
     try:
         import os
+
         load = f", load average {os.getloadavg()[0]:.1f}"
     except OSError:
         pass
-    print(f"MFBM feature extraction benchmark ({dev}, {args.threads} threads{load}; {args.images} images timed, "
-          f"best of {args.rounds} interleaved rounds)")
+    print(
+        f"MFBM feature extraction benchmark ({dev}, {args.threads} threads{load}; {args.images} images timed, "
+        f"best of {args.rounds} interleaved rounds)"
+    )
     for a, b, c in rows:
         print(f"  {a:<{width}}  {b:>16}  {c}")
 

@@ -1,4 +1,4 @@
-"""Tests for robustlib.models.mfbm: the mean-field expansion against independent computations
+"""Tests for robustlib.papers.mfbm.model: the mean-field expansion against independent computations
 (literal distinct-index loops, finite differences, exact enumeration), the clamped equation, the
 gradient, the batch normalisation, the patch data, the staged machine and the unrolled network.
 
@@ -26,10 +26,11 @@ def random_couplings(n: int, lam: float, seed: int, field_scale: float = 0.3) ->
 
 def random_m(n: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, dtype=DT, generator=g) * 1.6 - 0.8)
+    return torch.rand(n, dtype=DT, generator=g) * 1.6 - 0.8
 
 
 # --- literal reference sums over ordered tuples of mutually distinct indices --------------------
+
 
 def distinct(n: int, k: int):
     return itertools.permutations(range(n), k)
@@ -43,12 +44,19 @@ def phi_loops(m: torch.Tensor, J: torch.Tensor, b: torch.Tensor) -> list[float]:
     g = [x * (1 - x * x) for x in m_]
     p1 = sum(J_[i][j] * m_[i] * m_[j] for i, j in distinct(n, 2)) + sum(b_[i] * m_[i] for i in range(n))
     p2 = sum(J_[i][j] ** 2 * d[i] * d[j] for i, j in distinct(n, 2))
-    p3 = (4 / 3 * sum(J_[i][j] * J_[j][k] * J_[k][i] * d[i] * d[j] * d[k] for i, j, k in distinct(n, 3))
-          + 8 / 3 * sum(J_[i][j] ** 3 * g[i] * g[j] for i, j in distinct(n, 2)))
-    p4 = (2 * sum(J_[i][j] * J_[j][k] * J_[k][l] * J_[l][i] * d[i] * d[j] * d[k] * d[l] for i, j, k, l in distinct(n, 4))
-          + 16 * sum(J_[i][j] ** 2 * J_[j][k] * J_[k][i] * g[i] * g[j] * d[k] for i, j, k in distinct(n, 3))
-          - 2 / 3 * sum(J_[i][j] ** 4 * d[i] * d[j] * (1 + 3 * m_[i] ** 2 + 3 * m_[j] ** 2 - 15 * m_[i] ** 2 * m_[j] ** 2)
-                        for i, j in distinct(n, 2)))
+    p3 = 4 / 3 * sum(J_[i][j] * J_[j][k] * J_[k][i] * d[i] * d[j] * d[k] for i, j, k in distinct(n, 3)) + 8 / 3 * sum(
+        J_[i][j] ** 3 * g[i] * g[j] for i, j in distinct(n, 2)
+    )
+    p4 = (
+        2 * sum(J_[i][j] * J_[j][k] * J_[k][q] * J_[q][i] * d[i] * d[j] * d[k] * d[q] for i, j, k, q in distinct(n, 4))
+        + 16 * sum(J_[i][j] ** 2 * J_[j][k] * J_[k][i] * g[i] * g[j] * d[k] for i, j, k in distinct(n, 3))
+        - 2
+        / 3
+        * sum(
+            J_[i][j] ** 4 * d[i] * d[j] * (1 + 3 * m_[i] ** 2 + 3 * m_[j] ** 2 - 15 * m_[i] ** 2 * m_[j] ** 2)
+            for i, j in distinct(n, 2)
+        )
+    )
     return [p1, p2, p3, p4]
 
 
@@ -66,8 +74,10 @@ def r_loops(m: torch.Tensor, J: torch.Tensor, b: torch.Tensor) -> list[list[floa
         R[1][i] = -4 * m_[i] * sum(J_[i][j] ** 2 * d[j] for j in others)
         tri = sum(J_[i][j] * J_[j][k] * J_[k][i] * d[j] * d[k] for j, k in itertools.permutations(others, 2))
         R[2][i] = -8 * m_[i] * tri + 16 / 3 * sum(J_[i][j] ** 3 * (1 - 3 * m_[i] ** 2) * g[j] for j in others)
-        cyc = sum(J_[i][j] * J_[j][k] * J_[k][l] * J_[l][i] * d[j] * d[k] * d[l]
-                  for j, k, l in itertools.permutations(others, 3))
+        cyc = sum(
+            J_[i][j] * J_[j][k] * J_[k][q] * J_[q][i] * d[j] * d[k] * d[q]
+            for j, k, q in itertools.permutations(others, 3)
+        )
         a = sum(J_[j][k] ** 2 * J_[i][j] * J_[i][k] * g[j] * g[k] for j, k in itertools.permutations(others, 2))
         c = sum(J_[i][j] ** 2 * J_[j][k] * J_[k][i] * g[j] * d[k] for j, k in itertools.permutations(others, 2))
         q = sum(J_[i][j] ** 4 * d[j] * (1 - 3 * m_[i] ** 2 + 3 * m_[j] ** 2 * (5 * m_[i] ** 2 - 3)) for j in others)
@@ -76,6 +86,7 @@ def r_loops(m: torch.Tensor, J: torch.Tensor, b: torch.Tensor) -> list[list[floa
 
 
 # --- T3: vectorised sums == brute force ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("n", [4, 7, 10])
 def test_T3_vectorised_phi_equals_distinct_index_loops(n):
@@ -94,9 +105,9 @@ def test_T3_matrix_identities_by_brute_force_masks():
     m = random_m(n, seed=6)
     d, g = 1 - m * m, m * (1 - m * m)
     idx = torch.arange(n)
-    i, j, k, l = torch.meshgrid(idx, idx, idx, idx, indexing="ij")
-    all_distinct = ((i != j) & (i != k) & (i != l) & (j != k) & (j != l) & (k != l)).to(DT)
-    cyc = (J[i, j] * J[j, k] * J[k, l] * J[l, i] * d[i] * d[j] * d[k] * d[l] * all_distinct).sum()
+    i, j, k, q = torch.meshgrid(idx, idx, idx, idx, indexing="ij")
+    all_distinct = ((i != j) & (i != k) & (i != q) & (j != k) & (j != q) & (k != q)).to(DT)
+    cyc = (J[i, j] * J[j, k] * J[k, q] * J[q, i] * d[i] * d[j] * d[k] * d[q] * all_distinct).sum()
     i3, j3, k3 = torch.meshgrid(idx, idx, idx, indexing="ij")
     d3 = ((i3 != j3) & (j3 != k3) & (i3 != k3)).to(DT)
     tri = (J[i3, j3] * J[j3, k3] * J[k3, i3] * d[i3] * d[j3] * d[k3] * d3).sum()
@@ -112,6 +123,7 @@ def test_T3_matrix_identities_by_brute_force_masks():
 
 # --- T1: R == dPhi/dm ----------------------------------------------------------------------------
 
+
 def test_T1_R_formulas_equal_finite_difference_gradients():
     n = 7
     for lam in (0.5, 0.1):
@@ -124,7 +136,9 @@ def test_T1_R_formulas_equal_finite_difference_gradients():
             for i in range(n):
                 e = torch.zeros(n, dtype=DT)
                 e[i] = h
-                fd[i] = (M.phi_orders(m + e, J, b, order)[order - 1] - M.phi_orders(m - e, J, b, order)[order - 1]) / (2 * h)
+                fd[i] = (M.phi_orders(m + e, J, b, order)[order - 1] - M.phi_orders(m - e, J, b, order)[order - 1]) / (
+                    2 * h
+                )
             # the appendix formula (literal loops) and our R (closed form / autograd of Phi)
             assert torch.allclose(torch.tensor(R_paper[order - 1], dtype=DT), fd, atol=2e-8, rtol=0), f"R^({order})"
             for autograd in (False, True):
@@ -135,6 +149,7 @@ def test_T1_R_formulas_equal_finite_difference_gradients():
 
 
 # --- T2: order of accuracy against exact enumeration ---------------------------------------------
+
 
 def test_T2_error_scales_as_lambda4_and_lambda5():
     n, seed = 7, 5
@@ -163,6 +178,7 @@ def test_exact_log_z_by_literal_sum():
 
 # --- T4: the clamped equation ---------------------------------------------------------------------
 
+
 def small_machine(nv=4, nh=5, std=0.3, seed=0, hidden=True):
     g = torch.Generator().manual_seed(seed)
     m = M.BoltzmannMachine(nv, nh, init_std=std, generator=g, hidden_couplings=hidden)
@@ -188,6 +204,7 @@ def test_T4_clamped_equation_is_the_general_2nd_order_field_on_hidden_units():
 
 
 # --- T5: envelope theorem -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("normalise", ["none", "always"])
 def test_T5_autograd_of_D_matches_finite_differences(normalise):
@@ -249,6 +266,7 @@ def test_free_magnetisations_approach_exact_expectations_with_the_right_order():
 
 # --- T6, T7: exact enumeration and batch normalisation --------------------------------------------
 
+
 def test_T6_exact_visible_probabilities_and_index():
     mach = small_machine(nv=5, nh=6, std=0.3, seed=2)
     lp = M.exact_visible_log_probs(mach)
@@ -284,6 +302,7 @@ def test_T7_batch_normalisation():
 
 # --- patch data -------------------------------------------------------------------------------------
 
+
 def test_patch_codes_match_literal_bits_and_decode():
     from robustlib import data
 
@@ -316,6 +335,7 @@ def test_top_patterns_and_batches():
 
 # --- staged machine ---------------------------------------------------------------------------------
 
+
 def test_staged_machine_copies_the_small_machine_into_each_quadrant():
     small = small_machine(nv=16, nh=6, std=0.2, seed=7)
     big = M.staged_machine(small, n_top=5, init_std=0.1, generator=torch.Generator().manual_seed(0))
@@ -337,13 +357,17 @@ def test_staged_machine_copies_the_small_machine_into_each_quadrant():
     assert torch.equal(img.flatten()[M.quadrant_visible(3)], img[4:, 4:].flatten())
     # training keeps the block sparsity
     v = torch.where(torch.rand(8, 64, generator=torch.Generator().manual_seed(1)) < 0.5, -1.0, 1.0).to(DT)
-    M.train_machine(big, lambda s: (v, torch.full((8,), 1 / 8, dtype=DT)),
-                    M.MachineTraining(steps=2, lr=0.05, mf=M.MeanFieldConfig(free_iters=20)))
+    M.train_machine(
+        big,
+        lambda s: (v, torch.full((8,), 1 / 8, dtype=DT)),
+        M.MachineTraining(steps=2, lr=0.05, mf=M.MeanFieldConfig(free_iters=20)),
+    )
     W2, J2 = big.weights().detach(), big.hidden_couplings().detach()
     assert ((W2 != 0) <= (big.w_mask != 0)).all() and (J2[:6, 6:12] == 0).all() and (W2[:, 24:] == 0).all()
 
 
 # --- the unrolled network -----------------------------------------------------------------------------
+
 
 def test_T8_unrolled_conv_equals_the_iteration_patch_by_patch_and_shapes():
     from robustlib import data
@@ -361,7 +385,7 @@ def test_T8_unrolled_conv_equals_the_iteration_patch_by_patch_and_shapes():
     cols = data.patches(x.to(DT), 8)  # (2 * 441, 64), row-major patches, positions row-major
     for r in (0, 100, 440, 441 + 230):
         n, pos = divmod(r, 441)
-        m = M.clamped_phase((2 * cols[r:r + 1] - 1), W, Jh, bh, iters=20)[0, -7:]
+        m = M.clamped_phase((2 * cols[r : r + 1] - 1), W, Jh, bh, iters=20)[0, -7:]
         assert torch.allclose(out[n, :, pos // 21, pos % 21].to(DT), m, atol=2e-5), r
     # with gradients (attack mode) the same values
     xg = x.clone().requires_grad_(True)
@@ -390,6 +414,7 @@ def test_feature_layer_rejects_bad_input_sizes():
 
 
 # --- noise response and the attack ------------------------------------------------------------------
+
 
 def test_noise_response_equals_a_literal_loop():
     mach = small_machine(nv=5, nh=4, std=0.4, seed=9)
@@ -440,3 +465,23 @@ def test_iterative_l2_on_a_linear_model(linear_problem):
     # images leave the batch once fooled: a tiny step budget finds only the closest ones
     short = M.iterative_l2(model, x, y, step=step, max_steps=2)
     assert torch.equal(torch.isfinite(short.distances), expected <= 2 * step + 1e-9)
+
+
+def test_iterative_l2_runs_through_the_attack_registry(linear_problem):
+    """``attacks.min_distance(attack="mfbm_iterative_l2")`` gives the distances of the direct call
+    (clean misclassifications: 0; none found: inf) and rejects unknown options."""
+    from robustlib import attacks
+
+    model, x, _ = linear_problem
+    x = 0.25 + 0.5 * x
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    y[0] = 1 - y[0]  # one image misclassified from the start
+    direct = M.iterative_l2(model, x, y, step=0.05, max_steps=3, refine=4)
+    via = attacks.min_distance(model, x, y, attack="mfbm_iterative_l2", step=0.05, max_steps=3, refine=4)
+    assert via.distances[0] == 0 and direct.distances[0] == 0
+    assert torch.equal(torch.isfinite(via.distances), torch.isfinite(direct.distances))
+    ok = torch.isfinite(direct.distances)
+    assert torch.allclose(via.distances[ok], direct.distances[ok], atol=1e-6)
+    with pytest.raises(TypeError, match="step"):
+        attacks.min_distance(model, x, y, attack="mfbm_iterative_l2", step=0.05, max_steps=3, steps=10)

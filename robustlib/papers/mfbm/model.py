@@ -47,9 +47,18 @@ class BoltzmannMachine(nn.Module):
     symmetric parameter" of the spec's gradient formula.
     """
 
-    def __init__(self, n_visible: int, n_hidden: int, *, hidden_couplings: bool = True, init_std: float = 0.01,
-                 w_mask: torch.Tensor | None = None, jh_mask: torch.Tensor | None = None,
-                 dtype: torch.dtype = torch.float64, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        *,
+        hidden_couplings: bool = True,
+        init_std: float = 0.01,
+        w_mask: torch.Tensor | None = None,
+        jh_mask: torch.Tensor | None = None,
+        dtype: torch.dtype = torch.float64,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if n_visible <= 0 or n_hidden <= 0:
             raise ValueError(f"n_visible ({n_visible}) and n_hidden ({n_hidden}) must be positive")
@@ -61,8 +70,9 @@ class BoltzmannMachine(nn.Module):
             jh_mask = torch.ones(nh, nh, dtype=dtype) if hidden_couplings else torch.zeros(nh, nh, dtype=dtype)
         jh_mask = jh_mask.to(dtype)
         if w_mask.shape != (nv, nh) or jh_mask.shape != (nh, nh):
-            raise ValueError(f"masks must have shapes {(nv, nh)} and {(nh, nh)}, got {tuple(w_mask.shape)}, "
-                             f"{tuple(jh_mask.shape)}")
+            raise ValueError(
+                f"masks must have shapes {(nv, nh)} and {(nh, nh)}, got {tuple(w_mask.shape)}, {tuple(jh_mask.shape)}"
+            )
         if not torch.equal(jh_mask, jh_mask.T):
             raise ValueError("jh_mask must be symmetric")
         self.n_visible, self.n_hidden = nv, nh
@@ -165,7 +175,9 @@ def phi(m: torch.Tensor, J: torch.Tensor, b: torch.Tensor, order: int) -> torch.
     return entropy(m) + sum(phi_orders(m, J, b, order))
 
 
-def local_field(m: torch.Tensor, J: torch.Tensor, b: torch.Tensor, order: int, *, autograd: bool = False) -> torch.Tensor:
+def local_field(
+    m: torch.Tensor, J: torch.Tensor, b: torch.Tensor, order: int, *, autograd: bool = False
+) -> torch.Tensor:
     """R(m) = d(Phi - S)/dm, so that the stationarity condition is m = tanh(R(m)) (paper Eq. 4).
 
     Closed forms of the spec's R^(1..4) (the appendix formulas with the reconstructed coefficients),
@@ -241,8 +253,17 @@ class MeanFieldConfig:
 
 
 @torch.no_grad()
-def iterate(J: torch.Tensor, b: torch.Tensor, *, order: int = 4, iters: int = 100, damping: float = 1.0,
-            tol: float = 0.0, m0: torch.Tensor | None = None, adaptive: bool = True) -> tuple[torch.Tensor, int, float]:
+def iterate(
+    J: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    order: int = 4,
+    iters: int = 100,
+    damping: float = 1.0,
+    tol: float = 0.0,
+    m0: torch.Tensor | None = None,
+    adaptive: bool = True,
+) -> tuple[torch.Tensor, int, float]:
     """Iterate m <- (1 - a) m + a tanh(R(m)) for all N units from m0 (default 0), a = ``damping``.
 
     ``adaptive``: halve a (down to 1/64) whenever the largest change grows instead of shrinking:
@@ -264,8 +285,9 @@ def iterate(J: torch.Tensor, b: torch.Tensor, *, order: int = 4, iters: int = 10
     return m, it, change
 
 
-def free_phase(J: torch.Tensor, b: torch.Tensor, cfg: MeanFieldConfig,
-               warm: torch.Tensor | None = None) -> tuple[torch.Tensor, int, float]:
+def free_phase(
+    J: torch.Tensor, b: torch.Tensor, cfg: MeanFieldConfig, warm: torch.Tensor | None = None
+) -> tuple[torch.Tensor, int, float]:
     """The free magnetisations m_F (N,) of the order-``cfg.free_order`` equation.
 
     Why "continuation": once the couplings are strong (trained machines), the 3rd/4th-order
@@ -277,8 +299,9 @@ def free_phase(J: torch.Tensor, b: torch.Tensor, cfg: MeanFieldConfig,
     m0, its = warm, 0
     if m0 is None and cfg.free_start == "continuation" and cfg.free_order > 2:
         m0, its, _ = iterate(J, b, order=2, iters=cfg.free_iters, damping=cfg.free_damping, tol=cfg.tol)
-    m, n, change = iterate(J, b, order=cfg.free_order, iters=cfg.free_iters, damping=cfg.free_damping, tol=cfg.tol,
-                           m0=m0)
+    m, n, change = iterate(
+        J, b, order=cfg.free_order, iters=cfg.free_iters, damping=cfg.free_damping, tol=cfg.tol, m0=m0
+    )
     return m, its + n, change
 
 
@@ -292,8 +315,16 @@ def clamped_step(m_h: torch.Tensor, u: torch.Tensor, J2h: torch.Tensor, Jh_sq: t
     return torch.tanh(u + m_h @ J2h - 4 * m_h * ((1 - m_h * m_h) @ Jh_sq))
 
 
-def clamped_phase(v: torch.Tensor, W: torch.Tensor, Jh: torch.Tensor, bh: torch.Tensor, *, iters: int = 20,
-                  damping: float = 1.0, return_change: bool = False) -> torch.Tensor | tuple[torch.Tensor, float]:
+def clamped_phase(
+    v: torch.Tensor,
+    W: torch.Tensor,
+    Jh: torch.Tensor,
+    bh: torch.Tensor,
+    *,
+    iters: int = 20,
+    damping: float = 1.0,
+    return_change: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, float]:
     """Hidden magnetisations (B, nh) with the visible units clamped to v (B, nv), from m_h = 0.
 
     For v = +-1 this is exactly the 2nd-order stationarity condition restricted to the hidden units
@@ -315,13 +346,13 @@ def clamped_phase(v: torch.Tensor, W: torch.Tensor, Jh: torch.Tensor, bh: torch.
     return m
 
 
-def phi_clamped(v: torch.Tensor, m_h: torch.Tensor, W: torch.Tensor, Jh: torch.Tensor,
-                bh: torch.Tensor) -> torch.Tensor:
+def phi_clamped(
+    v: torch.Tensor, m_h: torch.Tensor, W: torch.Tensor, Jh: torch.Tensor, bh: torch.Tensor
+) -> torch.Tensor:
     """2nd-order Phi with the visible units clamped to v = +-1 (B,): the estimate of
     ln sum_h p~(v, h). S(v) = 0 and every d_v = 0, so only hidden-hidden terms survive in Phi_2."""
     d = 1 - m_h * m_h
-    return (entropy(m_h) + 2 * ((v @ W) * m_h).sum(-1) + _quad(m_h, Jh, m_h) + m_h @ bh
-            + _quad(d, Jh * Jh, d))
+    return entropy(m_h) + 2 * ((v @ W) * m_h).sum(-1) + _quad(m_h, Jh, m_h) + m_h @ bh + _quad(d, Jh * Jh, d)
 
 
 # =================================================================================================
@@ -342,8 +373,14 @@ class MeanFieldResult:
     clamped_change: float  # max |change| of the last clamped step over the batch (0 = converged)
 
 
-def mean_field_D(machine: BoltzmannMachine, v: torch.Tensor, p0: torch.Tensor,
-                 cfg: MeanFieldConfig = MeanFieldConfig(), *, warm: torch.Tensor | None = None) -> MeanFieldResult:
+def mean_field_D(
+    machine: BoltzmannMachine,
+    v: torch.Tensor,
+    p0: torch.Tensor,
+    cfg: MeanFieldConfig = MeanFieldConfig(),
+    *,
+    warm: torch.Tensor | None = None,
+) -> MeanFieldResult:
     """D(p0 || p) = sum_j p0_j [ln p0_j - ln p(v_j)] with p(v_j) = exp(Phi_C(j) - Phi_F) (spec section 3).
 
     The fixed points are found without gradient; Phi_F and Phi_C are then re-evaluated at those
@@ -361,8 +398,9 @@ def mean_field_D(machine: BoltzmannMachine, v: torch.Tensor, p0: torch.Tensor,
     phi_f = phi(m_free, J, b, cfg.free_order)  # differentiable in (J, b) at fixed m
     W, Jh, bh = machine.weights(), machine.hidden_couplings(), machine.bh
     with torch.no_grad():
-        m_c, c_change = clamped_phase(v, W, Jh, bh, iters=cfg.clamped_iters, damping=cfg.clamped_damping,
-                                      return_change=True)
+        m_c, c_change = clamped_phase(
+            v, W, Jh, bh, iters=cfg.clamped_iters, damping=cfg.clamped_damping, return_change=True
+        )
     phi_c = phi_clamped(v, m_c, W, Jh, bh)  # (B,)
     log_z = phi_f
     if cfg.normalise == "always":
@@ -397,10 +435,16 @@ class MachineTraining:
 BatchFn = Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # step -> (v (B, nv) +-1, p0 (B,))
 
 
-def train_machine(machine: BoltzmannMachine, batches: BatchFn, tr: MachineTraining, *,
-                  snapshot_steps: Sequence[int] = (), on_log: Callable[[int, BoltzmannMachine, MeanFieldResult],
-                                                                          dict[str, float]] | None = None,
-                  progress: bool = False, desc: str = "machine") -> dict[str, Any]:
+def train_machine(
+    machine: BoltzmannMachine,
+    batches: BatchFn,
+    tr: MachineTraining,
+    *,
+    snapshot_steps: Sequence[int] = (),
+    on_log: Callable[[int, BoltzmannMachine, MeanFieldResult], dict[str, float]] | None = None,
+    progress: bool = False,
+    desc: str = "machine",
+) -> dict[str, Any]:
     """Minimise the mean-field D with Adam. Returns {"history": [...], "snapshots": {step: state}}.
 
     ``snapshot_steps``: after how many updates (0 = before training) to keep a copy of the
@@ -425,10 +469,17 @@ def train_machine(machine: BoltzmannMachine, batches: BatchFn, tr: MachineTraini
         res = mean_field_D(machine, v, p0, tr.mf, warm=m_free if tr.warm_start else None)
         m_free = res.m_free
         if step % tr.log_every == 0 or step == tr.steps:
-            rec = {"step": step, "D": res.D.item(), "phi_free": res.phi_free, "log_z": res.log_z_used,
-                   "free_iters": res.free_iters, "free_change": res.free_change,
-                   "clamped_change": res.clamped_change,
-                   "sum_p": res.log_p.exp().sum().item(), "seconds": time.perf_counter() - t0}
+            rec = {
+                "step": step,
+                "D": res.D.item(),
+                "phi_free": res.phi_free,
+                "log_z": res.log_z_used,
+                "free_iters": res.free_iters,
+                "free_change": res.free_change,
+                "clamped_change": res.clamped_change,
+                "sum_p": res.log_p.exp().sum().item(),
+                "seconds": time.perf_counter() - t0,
+            }
             if on_log is not None:
                 with torch.no_grad():
                     rec.update(on_log(step, machine, res) or {})
@@ -511,10 +562,10 @@ def patch_codes(images: torch.Tensor, size: int, *, threshold: float = THRESHOLD
     w = torch.zeros(halves, 1, size, size, dtype=torch.float64)
     powers = 2.0 ** torch.arange(min(k2, 32), dtype=torch.float64)
     for h in range(halves):
-        w[h, 0].view(-1)[32 * h:32 * h + len(powers)] = powers
+        w[h, 0].view(-1)[32 * h : 32 * h + len(powers)] = powers
     out = []
     for i in range(0, len(images), batch):
-        bits = (images[i:i + batch] >= threshold).to(torch.float64)
+        bits = (images[i : i + batch] >= threshold).to(torch.float64)
         c = F.conv2d(bits, w).round().to(torch.int64)  # (n, halves, H', W')
         code = c[:, 0] if halves == 1 else (c[:, 1] << 32) | c[:, 0]
         out.append(code.reshape(-1))
@@ -545,8 +596,14 @@ class PatternSet:
         return (self.sorted_counts[:k].sum() / self.sorted_counts.sum()).item()
 
 
-def top_patterns(images: torch.Tensor, *, size: int = 4, k: int = 679, threshold: float = THRESHOLD,
-                 dtype: torch.dtype = torch.float64) -> PatternSet:
+def top_patterns(
+    images: torch.Tensor,
+    *,
+    size: int = 4,
+    k: int = 679,
+    threshold: float = THRESHOLD,
+    dtype: torch.dtype = torch.float64,
+) -> PatternSet:
     """The k most frequent binarised size x size patterns with renormalised frequencies.
 
     Paper: "Of all 2^16 possible patches, 679 patches contain over 98% of all occurences"; the
@@ -563,12 +620,20 @@ def top_patterns(images: torch.Tensor, *, size: int = 4, k: int = 679, threshold
         raise ValueError(f"k={k} must be in [1, {(counts > 0).sum().item()}] (the distinct patterns present)")
     top = order[:k]
     p0 = sorted_counts[:k] / sorted_counts[:k].sum()
-    return PatternSet(decode(top, 4, dtype), p0.to(dtype), cum[k - 1].item(), int((cum < 0.98).sum()) + 1,
-                      int((counts > 0).sum()), int(total), sorted_counts)
+    return PatternSet(
+        decode(top, 4, dtype),
+        p0.to(dtype),
+        cum[k - 1].item(),
+        int((cum < 0.98).sum()) + 1,
+        int((counts > 0).sum()),
+        int(total),
+        sorted_counts,
+    )
 
 
-def sample_patch_codes(images: torch.Tensor, n: int, *, size: int = 8, seed: int = 0,
-                       threshold: float = THRESHOLD) -> torch.Tensor:
+def sample_patch_codes(
+    images: torch.Tensor, n: int, *, size: int = 8, seed: int = 0, threshold: float = THRESHOLD
+) -> torch.Tensor:
     """A fixed random sample of ``n`` patch codes (uniform over images and positions, without
     replacement): the stage-2 data set ("approximately 600000 examples", M4)."""
     codes = patch_codes(images, size, threshold=threshold)
@@ -578,16 +643,24 @@ def sample_patch_codes(images: torch.Tensor, n: int, *, size: int = 8, seed: int
     return codes[torch.randperm(len(codes), generator=g)[:n]]
 
 
-def batch_of_codes(codes: torch.Tensor, size: int, dtype: torch.dtype = torch.float64,
-                   device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def batch_of_codes(
+    codes: torch.Tensor, size: int, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of example codes -> (distinct patterns (K, nv) +-1, p0 (K,) = multiplicity / batch):
     the batch's empirical distribution, which Eq. 1 and the batch normalisation work on."""
     uniq, counts = torch.unique(codes, return_counts=True)
     return decode(uniq, size, dtype).to(device), (counts.to(dtype) / len(codes)).to(device)
 
 
-def epoch_batches(codes: torch.Tensor, batch_size: int, *, size: int, seed: int = 0, dtype: torch.dtype = torch.float64,
-                  device: str | torch.device = "cpu") -> BatchFn:
+def epoch_batches(
+    codes: torch.Tensor,
+    batch_size: int,
+    *,
+    size: int,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> BatchFn:
     """Step -> batch: consecutive batches of a per-epoch shuffle of the example codes."""
     per_epoch = max(1, len(codes) // batch_size)
 
@@ -595,7 +668,7 @@ def epoch_batches(codes: torch.Tensor, batch_size: int, *, size: int, seed: int 
         epoch, i = divmod(step, per_epoch)
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(len(codes), generator=g)
-        return batch_of_codes(codes[order[i * batch_size:(i + 1) * batch_size]], size, dtype, device)
+        return batch_of_codes(codes[order[i * batch_size : (i + 1) * batch_size]], size, dtype, device)
 
     return batch
 
@@ -612,7 +685,9 @@ def quadrant_visible(q: int) -> list[int]:
     return [(4 * qr + i) * 8 + 4 * qc + j for i in range(4) for j in range(4)]
 
 
-def staged_masks(n_sub_hidden: int, n_top: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+def staged_masks(
+    n_sub_hidden: int, n_top: int, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sparsity of the 64 + (4 n_sub + n_top) machine (spec section 4, derived from Fig. 2):
     visible-sub block-diagonal per quadrant, sub-sub block-diagonal, sub-top dense, top-top dense,
     no visible-top couplings. Hidden order: sub-machine 0..3 (n_sub each), then the top units."""
@@ -631,8 +706,9 @@ def staged_masks(n_sub_hidden: int, n_top: int, dtype: torch.dtype = torch.float
     return w_mask, jh_mask
 
 
-def staged_machine(small: BoltzmannMachine, *, n_top: int = 128, init_std: float = 0.01,
-                   generator: torch.Generator | None = None) -> BoltzmannMachine:
+def staged_machine(
+    small: BoltzmannMachine, *, n_top: int = 128, init_std: float = 0.01, generator: torch.Generator | None = None
+) -> BoltzmannMachine:
     """The 64-visible machine of stage 2: each 4x4 quadrant gets a copy of the trained small
     machine (its W, J_h and b_h), plus ``n_top`` new top units coupled to all sub-machine hidden
     units and to each other (new couplings ~ N(0, init_std^2), top fields 0). All couplings stay
@@ -641,8 +717,9 @@ def staged_machine(small: BoltzmannMachine, *, n_top: int = 128, init_std: float
         raise ValueError(f"the stage-1 machine must have 16 visible units (4x4), got {small.n_visible}")
     ns = small.n_hidden
     w_mask, jh_mask = staged_masks(ns, n_top, small.W.dtype)
-    big = BoltzmannMachine(64, 4 * ns + n_top, w_mask=w_mask, jh_mask=jh_mask, init_std=init_std,
-                           dtype=small.W.dtype, generator=generator)
+    big = BoltzmannMachine(
+        64, 4 * ns + n_top, w_mask=w_mask, jh_mask=jh_mask, init_std=init_std, dtype=small.W.dtype, generator=generator
+    )
     with torch.no_grad():
         W, Jh, bh = big.weights().clone(), big.hidden_couplings().clone(), big.bh.clone()
         sW, sJ, sb = small.weights(), small.hidden_couplings(), small.bh
@@ -676,8 +753,17 @@ class MeanFieldConv(nn.Module):
     Frozen: the parameters are buffers (no gradient to them), gradients flow to the input.
     """
 
-    def __init__(self, W: torch.Tensor, Jh: torch.Tensor, bh: torch.Tensor, *, kernel: int, iters: int = 20,
-                 outputs: tuple[int, int] | None = None, chunk: int = 1024):
+    def __init__(
+        self,
+        W: torch.Tensor,
+        Jh: torch.Tensor,
+        bh: torch.Tensor,
+        *,
+        kernel: int,
+        iters: int = 20,
+        outputs: tuple[int, int] | None = None,
+        chunk: int = 1024,
+    ):
         super().__init__()
         if W.shape[0] != kernel * kernel:
             raise ValueError(f"W must have kernel^2 = {kernel * kernel} rows, got {tuple(W.shape)}")
@@ -701,17 +787,25 @@ class MeanFieldConv(nn.Module):
         self.register_buffer("Jh_sq4", (4 * Jh * Jh).to(f32).contiguous())
 
     @classmethod
-    def from_machine(cls, machine: BoltzmannMachine, *, kernel: int, iters: int = 20,
-                     outputs: tuple[int, int] | None = None) -> MeanFieldConv:
+    def from_machine(
+        cls, machine: BoltzmannMachine, *, kernel: int, iters: int = 20, outputs: tuple[int, int] | None = None
+    ) -> MeanFieldConv:
         with torch.no_grad():
-            return cls(machine.weights(), machine.hidden_couplings(), machine.bh, kernel=kernel, iters=iters,
-                       outputs=outputs)
+            return cls(
+                machine.weights(), machine.hidden_couplings(), machine.bh, kernel=kernel, iters=iters, outputs=outputs
+            )
 
     def with_iters(self, iters: int) -> MeanFieldConv:
         """The same layer unrolled ``iters`` times (shares the buffers; a surrogate for attacks)."""
         other = MeanFieldConv.__new__(MeanFieldConv)
         nn.Module.__init__(other)
-        other.kernel, other.nh, other.outputs, other.chunk, other.iters = self.kernel, self.nh, self.outputs, self.chunk, iters
+        other.kernel, other.nh, other.outputs, other.chunk, other.iters = (
+            self.kernel,
+            self.nh,
+            self.outputs,
+            self.chunk,
+            iters,
+        )
         for name, buf in self.named_buffers():
             other.register_buffer(name, buf)
         return other
@@ -740,7 +834,7 @@ class MeanFieldConv(nn.Module):
                 torch.addmm(u, m, self.J2k, out=a)
                 q.mul_(m).add_(a).tanh_()  # q becomes the new m
                 m, q = q, m
-        return m[:, self.outputs[0]:self.outputs[1]]
+        return m[:, self.outputs[0] : self.outputs[1]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -751,7 +845,7 @@ class MeanFieldConv(nn.Module):
             m = self.iterate(u)
         else:  # no autograd graph; on the CPU in chunks of patches whose buffers stay in cache
             c = self.chunk if u.device.type == "cpu" else len(u)
-            m = torch.cat([self.iterate(u[i:i + c]) for i in range(0, len(u), c)])
+            m = torch.cat([self.iterate(u[i : i + c]) for i in range(0, len(u), c)])
         return m.reshape(n, hp, wp, -1).permute(0, 3, 1, 2)  # (N, C_out, H', W')
 
     def flops(self, n_images: int, size: int = 28) -> float:
@@ -804,10 +898,15 @@ class DistilledNet(nn.Module):
 
     def __init__(self, fc: nn.Linear, *, kernel: int = 8):
         super().__init__()
-        self.convs = nn.ModuleList([
-            nn.Conv2d(1, 256, kernel), nn.Conv2d(256, 256, 1), nn.Conv2d(256, 128, 3, stride=2, padding=1),
-            nn.Conv2d(128, 128, 3, stride=2, padding=1), nn.Conv2d(128, 32, 3, stride=1, padding=1),
-        ])
+        self.convs = nn.ModuleList(
+            [
+                nn.Conv2d(1, 256, kernel),
+                nn.Conv2d(256, 256, 1),
+                nn.Conv2d(256, 128, 3, stride=2, padding=1),
+                nn.Conv2d(128, 128, 3, stride=2, padding=1),
+                nn.Conv2d(128, 32, 3, stride=1, padding=1),
+            ]
+        )
         self.fc = nn.Linear(fc.in_features, fc.out_features)
         self.fc.load_state_dict(fc.state_dict())
         self.fc.requires_grad_(False)  # the original network's FC layer, unchanged
@@ -823,18 +922,25 @@ class DistilledNet(nn.Module):
 
 
 @torch.no_grad()
-def extract(layer: nn.Module, x: torch.Tensor, *, batch_size: int = 256, device: str | torch.device = "cpu",
-            dtype: torch.dtype = torch.float16, store: str | torch.device = "cpu") -> torch.Tensor:
+def extract(
+    layer: nn.Module,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float16,
+    store: str | torch.device = "cpu",
+) -> torch.Tensor:
     """Features of all images, computed in float32 in batches and kept in ``dtype`` on ``store``:
     128x21x21 float32 features of 60,000 images need 13.5 GB; float16 halves that (the classifier
     casts back to float32). Pass store="cuda" to keep them on the GPU."""
     layer = layer.to(device).eval()
     out = None
     for i in range(0, len(x), batch_size):
-        f = layer(x[i:i + batch_size].to(device)).to(dtype)
+        f = layer(x[i : i + batch_size].to(device)).to(dtype)
         if out is None:
             out = torch.empty(len(x), *f.shape[1:], dtype=dtype, device=store)
-        out[i:i + len(f)] = f.to(store)
+        out[i : i + len(f)] = f.to(store)
     return out
 
 
@@ -844,9 +950,19 @@ def extract(layer: nn.Module, x: torch.Tensor, *, batch_size: int = 256, device:
 
 
 @torch.no_grad()
-def noise_response(W: torch.Tensor, Jh: torch.Tensor, bh: torch.Tensor, v: torch.Tensor, epsilons: Sequence[float], *,
-                   n_noise: int, iters: int = 20, outputs: slice | None = None, seed: int = 0,
-                   chunk: int = 200_000) -> torch.Tensor:
+def noise_response(
+    W: torch.Tensor,
+    Jh: torch.Tensor,
+    bh: torch.Tensor,
+    v: torch.Tensor,
+    epsilons: Sequence[float],
+    *,
+    n_noise: int,
+    iters: int = 20,
+    outputs: slice | None = None,
+    seed: int = 0,
+    chunk: int = 200_000,
+) -> torch.Tensor:
     """Delta(eps) per pattern: the mean over ``n_noise`` draws of ||m(v + n) - m(v)||_2, n ~ U[-eps, eps]^nv.
 
     v: clean patterns (P, nv) in +-1; m = the clamped hidden magnetisations after ``iters`` steps of
@@ -880,9 +996,20 @@ def noise_response(W: torch.Tensor, Jh: torch.Tensor, bh: torch.Tensor, v: torch
 # =================================================================================================
 
 
-def iterative_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: float = 0.1, max_steps: int = 100,
-                 loss: str = "ce", grad_model: nn.Module | None = None, refine: int = 0,
-                 batch_size: int = 100, device: str | torch.device = "cpu", name: str = "iterative_l2"):
+def iterative_l2(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    step: float = 0.1,
+    max_steps: int = 100,
+    loss: str = "ce",
+    grad_model: nn.Module | None = None,
+    refine: int = 0,
+    batch_size: int = 100,
+    device: str | torch.device = "cpu",
+    name: str = "iterative_l2",
+):
     """Paper section 4: "an iterative gradient based (white box) method with L2 constraints [...]
     record the mean squared error for the first image iteration that is misclassified".
 
@@ -897,8 +1024,8 @@ def iterative_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: fl
     of a step / 2^refine, as if the attack had taken much smaller steps near the boundary.
     Returns a ``robustlib.attacks.DistanceResult`` (so it combines with ``attacks.compound``).
     """
-    from ..attacks import DistanceResult, margin_loss
-    from ..data import check_images, check_labels
+    from ...attacks import DistanceResult, margin_loss
+    from ...data import check_images, check_labels
 
     check_images(x)
     check_labels(y, len(x))
@@ -906,7 +1033,11 @@ def iterative_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: fl
         raise ValueError(f"step ({step}) must be > 0 and max_steps ({max_steps}) >= 1")
     if loss not in ("ce", "margin"):
         raise ValueError(f"loss must be 'ce' or 'margin', got {loss!r}")
-    lf = (lambda z, t: F.cross_entropy(z, t, reduction="sum")) if loss == "ce" else (lambda z, t: margin_loss(z, t).sum())
+    lf = (
+        (lambda z, t: F.cross_entropy(z, t, reduction="sum"))
+        if loss == "ce"
+        else (lambda z, t: margin_loss(z, t).sum())
+    )
     gm = grad_model if grad_model is not None else model
     was, was_g = model.training, gm.training
     model.eval().to(device)
@@ -915,7 +1046,7 @@ def iterative_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: fl
     adv = x.clone()
     try:
         for s in range(0, len(x), batch_size):
-            x0, y0 = x[s:s + batch_size].to(device), y[s:s + batch_size].to(device)
+            x0, y0 = x[s : s + batch_size].to(device), y[s : s + batch_size].to(device)
             xt = x0.clone()
             xprev = x0.clone()
             active = torch.arange(len(x0), device=device)
@@ -954,3 +1085,40 @@ def _bisect(model: nn.Module, good: torch.Tensor, bad: torch.Tensor, y: torch.Te
         hi = torch.where(fooled, mid, hi)
         lo = torch.where(fooled, lo, mid)
     return good + hi * (bad - good)
+
+
+def _iterative_l2_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: None = None,
+    *,
+    step: float,
+    max_steps: int,
+    loss: str = "ce",
+    grad_model: nn.Module | None = None,
+    refine: int = 0,
+) -> torch.Tensor:
+    """:func:`iterative_l2` as a minimal L2 attack of the registry: the adversarials (x where none
+    was found within ``max_steps``); run it through ``attacks.min_distance(attack="mfbm_iterative_l2")``."""
+    res = iterative_l2(
+        model,
+        x.cpu(),
+        y.cpu(),
+        step=step,
+        max_steps=max_steps,
+        loss=loss,
+        grad_model=grad_model,
+        refine=refine,
+        device=x.device,
+    )
+    return res.adversarials.to(x.device)
+
+
+def _register() -> None:
+    from ... import attacks
+
+    attacks.register(attacks.AttackInfo("mfbm_iterative_l2", "l2", True, _iterative_l2_attack))
+
+
+_register()
