@@ -1,12 +1,14 @@
 """BANG training-step cost vs a regular step, measured in one run (ratios, not absolute times).
 
-Goal (issue 5): a BANG step costs at most 1.5x a regular step. Measured for one Caffe LeNet
+Goal: a BANG step costs at most 1.5x a regular step. Measured for one Caffe LeNet
 (``fit`` step hooks ``bang_step`` vs the default step) and for a stack of K LeNets trained as one
 network (``LeNetStack`` with and without BANG configs), batch 64, CPU (or the GPU if visible).
 Timings interleave the variants and report medians, which keeps the ratio meaningful on a
 shared machine; absolute times there are inflated by other processes.
 
-    .venv/bin/python bench/bench_bang.py [--repeats 7] [--steps 10] [--k 8]
+    .venv/bin/python bench/bench_bang.py [--repeats 7] [--steps 10] [--k 8] [--tiny]
+
+``--tiny`` (1 repeat of 2 steps, K = 2) only checks that the benchmark runs (``make test``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import time
 import torch
 
 from robustlib import train
-from robustlib.models import bang
-from robustlib.models.baselines import LeNet
+from robustlib.papers.bang import model as bang
+from robustlib.papers.baselines.model import LeNet
 
 
 def make_plain(config: bang.BangConfig | None, device: str):
@@ -56,14 +58,19 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--device", default="auto")
+    p.add_argument("--tiny", action="store_true", help="1 repeat of 2 steps, K = 2: a check that it runs")
     args = p.parse_args()
+    if args.tiny:
+        args.repeats, args.steps, args.k = 1, 2, 2
     from robustlib.data import mnist
     from robustlib.profiles import resolve_device
 
     device = resolve_device(args.device)
     x, y = mnist("train")
-    batches = [train.Batch(x[i * 64:(i + 1) * 64].to(device), y[i * 64:(i + 1) * 64].to(device), i, 0)
-               for i in range(args.steps)]
+    batches = [
+        train.Batch(x[i * 64 : (i + 1) * 64].to(device), y[i * 64 : (i + 1) * 64].to(device), i, 0)
+        for i in range(args.steps)
+    ]
     variants = {
         "LeNet regular": lambda: make_plain(None, device),
         "LeNet BANG": lambda: make_plain(bang.BangConfig(1.0, 0.815), device),
@@ -79,9 +86,12 @@ def main() -> None:
     single = med[f"stack K={args.k} regular"] / args.k
     print(f"BANG step cost on {device} (median of {args.repeats} x {args.steps} steps, batch 64)")
     print(f"{'variant':24s} {'ms/step':>9s} {'ratio':>7s}")
-    rows = [("LeNet regular", 1.0), ("LeNet BANG", med["LeNet BANG"] / med["LeNet regular"]),
-            (f"stack K={args.k} regular", 1.0),
-            (f"stack K={args.k} BANG", med[f"stack K={args.k} BANG"] / med[f"stack K={args.k} regular"])]
+    rows = [
+        ("LeNet regular", 1.0),
+        ("LeNet BANG", med["LeNet BANG"] / med["LeNet regular"]),
+        (f"stack K={args.k} regular", 1.0),
+        (f"stack K={args.k} BANG", med[f"stack K={args.k} BANG"] / med[f"stack K={args.k} regular"]),
+    ]
     for name, ratio in rows:
         print(f"{name:24s} {1000 * med[name]:9.2f} {ratio:7.3f}")
     print(f"stack per model vs one LeNet (regular): {single / med['LeNet regular']:.3f}")

@@ -8,13 +8,21 @@ succeeds at the first k whose image is misclassified ("success if any point on t
 misclassified"; the only constraint is the pixel range). L-inf is reported in grey levels
 (divide by 255 for [0, 1] units).
 
-* FGS: d = sign(grad_x CE(f(x), y)) (Goodfellow et al.), s = 1 grey level per step [assumed,
-  BA3]; L-inf = k unless pixels clip. An all-zero gradient ("blank gradient", float32 softmax
-  saturation) gives no direction: a failure, counted separately.
-* HC1 (hot/cold toward the most similar class, Rozsa, Rudd & Boult 2016 [unverified details]):
-  at the logits put +1 on the hot class (the runner-up of the clean image) and -1 on the cold
-  (true) class, back-propagate: d = grad_x (z_hot - z_cold), scaled so max |d| = 1; the largest
-  pixel moves one grey level per step, the others proportionally (then rounded).
+* FGS: d = sign(grad_x CE(f(x), y)) (Goodfellow et al.), s = 1 grey level per step (the paper
+  does not state the step; we assume one grey level); L-inf = k unless pixels clip. An all-zero
+  gradient ("blank gradient", float32 softmax saturation) gives no direction: a failure, counted
+  separately.
+* HC1 (hot/cold toward the most similar class, Rozsa, Rudd & Boult 2016; the paper does not
+  restate its details, this is our reading): at the logits put +1 on the hot class (the runner-up
+  of the clean image) and -1 on the cold (true) class, back-propagate: d = grad_x (z_hot - z_cold),
+  scaled so max |d| = 1; the largest pixel moves one grey level per step, the others
+  proportionally (then rounded).
+
+Both line searches find each image's smallest perturbation along their line, so they are
+registered in the one attack registry as *minimal* L-inf attacks, ``bang_fgs`` and ``bang_hc1``:
+``attacks.min_distance(model, x, y, attack="bang_fgs")`` gives the per-image distances in [0, 1]
+units, comparable with every other attack. ``attack(...)`` below runs the paper's full Table 1
+bookkeeping (blank gradients, steps, PASS) on the same line search.
 """
 
 from __future__ import annotations
@@ -28,8 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ... import metrics
-from ..attacks import margin_loss
+from ... import attacks, metrics
 
 DirectionFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -45,6 +52,7 @@ def from_grey(g: torch.Tensor) -> torch.Tensor:
 
 # --- attack directions -------------------------------------------------------------------------
 
+
 def _input_grad(model: nn.Module, x: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
@@ -52,8 +60,9 @@ def _input_grad(model: nn.Module, x: torch.Tensor, objective: Callable[[torch.Te
     return g
 
 
-def fgs_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str = "ce",
-                  dtype: torch.dtype | None = None) -> torch.Tensor:
+def fgs_direction(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str = "ce", dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """sign of the input gradient of the loss (N, C, H, W) with values -1, 0, 1.
 
     ``loss="ce"`` is the paper's FGS (float32 cross-entropy: saturates); ``"margin"`` uses
@@ -70,7 +79,7 @@ def fgs_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: s
     if loss == "ce":
         g = _input_grad(m, xx, lambda z: F.cross_entropy(z, y, reduction="none"))
     else:
-        g = _input_grad(m, xx, lambda z: margin_loss(z, y))
+        g = _input_grad(m, xx, lambda z: attacks.margin_loss(z, y))
     return torch.sign(g).to(x.dtype)
 
 
@@ -85,6 +94,7 @@ def hc1_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
 
 
 # --- the line search ---------------------------------------------------------------------------
+
 
 @dataclass
 class LineSearchResult:
@@ -105,9 +115,14 @@ class LineSearchResult:
         n = int(self.clean_correct.sum())
         s = self.success
         fails = self.clean_correct & ~s
-        out = {"attacked": n, "successes": int(s.sum()), "rate": s.sum().item() / n if n else math.nan,
-               "blank": int((self.blank & self.clean_correct).sum()), "failures": int(fails.sum()),
-               "blank_failures": int((fails & self.blank).sum())}
+        out = {
+            "attacked": n,
+            "successes": int(s.sum()),
+            "rate": s.sum().item() / n if n else math.nan,
+            "blank": int((self.blank & self.clean_correct).sum()),
+            "failures": int(fails.sum()),
+            "blank_failures": int((fails & self.blank).sum()),
+        }
         for name, v in (("pass", self.pass_score[s].to(torch.float64)), ("linf", self.linf[s].to(torch.float64))):
             out[f"{name}_mean"] = v.mean().item() if len(v) else math.nan
             out[f"{name}_std"] = v.std(unbiased=False).item() if len(v) > 1 else math.nan
@@ -122,24 +137,44 @@ class LineSearchResult:
         return d
 
     def to_dict(self, keep_adversarials: int = 0) -> dict[str, Any]:
-        d = {"method": self.method, "clean_correct": self.clean_correct.to(torch.uint8),
-             "success": self.success.to(torch.uint8), "steps": self.steps.to(torch.int32),
-             "blank": self.blank.to(torch.uint8), "linf": self.linf.to(torch.float32),
-             "pass_score": self.pass_score.to(torch.float32)}
+        d = {
+            "method": self.method,
+            "clean_correct": self.clean_correct.to(torch.uint8),
+            "success": self.success.to(torch.uint8),
+            "steps": self.steps.to(torch.int32),
+            "blank": self.blank.to(torch.uint8),
+            "linf": self.linf.to(torch.float32),
+            "pass_score": self.pass_score.to(torch.float32),
+        }
         if keep_adversarials and self.adversarials is not None:
             d["adversarials"] = self.adversarials[:keep_adversarials].clone()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LineSearchResult:
-        return cls(d["method"], d["clean_correct"].bool(), d["success"].bool(), d["steps"].long(),
-                   d["blank"].bool(), d["linf"].float(), d["pass_score"].double(), d.get("adversarials"))
+        return cls(
+            d["method"],
+            d["clean_correct"].bool(),
+            d["success"].bool(),
+            d["steps"].long(),
+            d["blank"].bool(),
+            d["linf"].float(),
+            d["pass_score"].double(),
+            d.get("adversarials"),
+        )
 
 
 @torch.no_grad()
-def line_search(model: nn.Module, x: torch.Tensor, y: torch.Tensor, direction: torch.Tensor, *,
-                step: float = 1.0, max_steps: int = 255, active: torch.Tensor | None = None,
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def line_search(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    direction: torch.Tensor,
+    *,
+    step: float = 1.0,
+    max_steps: int = 255,
+    active: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Walk x_k = clip(round(255 x + k step d), 0, 255)/255, k = 1..max_steps, per image.
 
     Returns (first misclassifying k per image, 0 if none; the image at that k, x if none).
@@ -165,9 +200,48 @@ def line_search(model: nn.Module, x: torch.Tensor, y: torch.Tensor, direction: t
     return first, adv
 
 
-def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: str, max_steps: int = 255,
-           batch_size: int = 1000, device: str | torch.device = "cpu", with_pass: bool = True,
-           keep_adversarials: bool = False) -> LineSearchResult:
+# --- the two line searches as registered minimal attacks ----------------------------------------
+
+
+def fgs(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: None = None,
+    *,
+    max_steps: int = 255,
+    loss: str = "ce",
+    float64: bool = False,
+) -> torch.Tensor:
+    """The paper's FGS as a minimal L-inf attack: the first misclassified image along
+    sign(grad_x loss), one grey level per step (x itself where the line has none, e.g. a blank
+    gradient). ``loss="margin"`` and ``float64=True`` are the masking check's directions."""
+    d = fgs_direction(model, x, y, loss=loss, dtype=torch.float64 if float64 else None)
+    return line_search(model, x, y, d, max_steps=max_steps)[1]
+
+
+def hc1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: None = None, *, max_steps: int = 255) -> torch.Tensor:
+    """HC1 as a minimal L-inf attack: the first misclassified image along the hot/cold direction
+    (x itself where the line has none)."""
+    return line_search(model, x, y, hc1_direction(model, x, y), max_steps=max_steps)[1]
+
+
+attacks.register(attacks.AttackInfo("bang_fgs", "linf", True, fgs))
+attacks.register(attacks.AttackInfo("bang_hc1", "linf", True, hc1))
+
+
+def attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    method: str,
+    max_steps: int = 255,
+    batch_size: int = 1000,
+    device: str | torch.device = "cpu",
+    with_pass: bool = True,
+    keep_adversarials: bool = False,
+) -> LineSearchResult:
     """Run FGS (``method="fgs"``, also ``"fgs-margin"``, ``"fgs-float64"``) or HC1 (``"hc1"``) on
     every clean-correct image of (x, y) (x in [0, 1], on the grey-level grid), then PASS on the
     successes. Batched; the model is put in eval mode and restored."""
@@ -188,14 +262,14 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: str, m
     advs = x.clone()
     try:
         for s in range(0, n, batch_size):
-            xb, yb = x[s:s + batch_size].to(device), y[s:s + batch_size].to(device)
+            xb, yb = x[s : s + batch_size].to(device), y[s : s + batch_size].to(device)
             with torch.no_grad():
                 ok = model(xb).argmax(1) == yb
             d = directions[method](model, xb, yb)
             blank_b = (d.flatten(1) == 0).all(1)
             k, a = line_search(model, xb, yb, d, max_steps=max_steps, active=ok)
-            correct[s:s + len(xb)], first[s:s + len(xb)] = ok.cpu(), k.cpu()
-            blank[s:s + len(xb)], advs[s:s + len(xb)] = blank_b.cpu(), a.cpu()
+            correct[s : s + len(xb)], first[s : s + len(xb)] = ok.cpu(), k.cpu()
+            blank[s : s + len(xb)], advs[s : s + len(xb)] = blank_b.cpu(), a.cpu()
     finally:
         model.train(was)
     success = correct & (first > 0)
@@ -207,8 +281,15 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: str, m
     return LineSearchResult(method, correct, success, first, blank, linf, pas, advs if keep_adversarials else None)
 
 
-def masking_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fgs: LineSearchResult, *,
-                  max_steps: int = 255, device: str | torch.device = "cpu") -> dict[str, float]:
+def masking_check(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fgs: LineSearchResult,
+    *,
+    max_steps: int = 255,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
     """Re-run FGS on the images where the paper's FGS failed with a blank gradient, with
     directions that do not saturate (logit margin, float64 cross-entropy); count the successes."""
     sel = torch.nonzero(fgs.clean_correct & ~fgs.success & fgs.blank).flatten()
@@ -227,15 +308,25 @@ def masking_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fgs: LineS
 
 # --- random-noise robustness (Figs. 3, 5) ------------------------------------------------------
 
+
 @torch.no_grad()
-def noise_flip_rates(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                     sigmas: Sequence[float], *, draws: int, seed: int = 0, batch_images: int = 1000,
-                     device: str | torch.device = "cpu") -> torch.Tensor:
+def noise_flip_rates(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sigmas: Sequence[float],
+    *,
+    draws: int,
+    seed: int = 0,
+    batch_images: int = 1000,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
     """Fraction of Gaussian-noise copies whose label differs from ``y`` (the clean prediction).
 
     ``predict(images) -> labels (M, n)`` for M models at once (e.g. all training snapshots in one
     ``LeNetStack``; a single model returns (n,)). For each sigma (grey levels) and draw, the
-    noisy copy is clip(round(255 x + sigma z), 0, 255) / 255 [assumed, BA5]; every model sees the
+    noisy copy is clip(round(255 x + sigma z), 0, 255) / 255 (the paper does not say how noise is
+    rounded or clipped; we assume this); every model sees the
     same draws (common random numbers). Returns (M, S) flip fractions.
     """
     x, y_cpu = x.to(device), y.cpu()

@@ -53,6 +53,7 @@ FLOAT32_MAX = 3.0e38
 
 # --- 1. the BANG rule --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class BangConfig:
     """BANG parameters, the same for every layer (as in the paper).
@@ -161,6 +162,7 @@ class BangControl:
 
 # --- 2. the autograd functions -----------------------------------------------------------------
 
+
 def _scale_conv_grad(control: BangControl, g: torch.Tensor) -> torch.Tensor:
     """kappa of a (grouped) conv output (B, K*C, H, W): model k owns channels [k*C, (k+1)*C)."""
     b, kc, h, w = g.shape
@@ -191,8 +193,9 @@ class _BangConv2d(torch.autograd.Function):
         if need_w or need_b:
             gs = _scale_conv_grad(control, g)
             bias_sizes = [weight.shape[0]] if has_bias else None
-            _, gw, gb = torch.ops.aten.convolution_backward(gs, x, weight, bias_sizes, *args,
-                                                            (False, need_w, need_b and has_bias))
+            _, gw, gb = torch.ops.aten.convolution_backward(
+                gs, x, weight, bias_sizes, *args, (False, need_w, need_b and has_bias)
+            )
             if need_b and not control.scale_bias:
                 gb = g.sum((0, 2, 3))
         return gx, gw, gb, None, None, None, None
@@ -234,8 +237,16 @@ class _BangLinear(torch.autograd.Function):
         return gx, gw, gb, None
 
 
-def bang_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, control: BangControl, *,
-                stride=(1, 1), padding=(0, 0), groups: int = 1) -> torch.Tensor:
+def bang_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    control: BangControl,
+    *,
+    stride=(1, 1),
+    padding=(0, 0),
+    groups: int = 1,
+) -> torch.Tensor:
     return _BangConv2d.apply(x, weight, bias, control, _pair(stride), _pair(padding), groups)
 
 
@@ -261,8 +272,12 @@ def bang_mode(model: nn.Module, config: BangConfig | BangControl) -> Iterator[Ba
     try:
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
-                if m.padding_mode != "zeros" or _pair(m.dilation) != (1, 1) or isinstance(m.padding, str) \
-                        or m.groups != 1:
+                if (
+                    m.padding_mode != "zeros"
+                    or _pair(m.dilation) != (1, 1)
+                    or isinstance(m.padding, str)
+                    or m.groups != 1
+                ):
                     raise ValueError(f"bang_mode supports plain Conv2d layers only, got {m}")
                 m.forward = _conv_forward(m, control)
             elif isinstance(m, nn.Linear):
@@ -285,6 +300,7 @@ def _linear_forward(m: nn.Linear, control: BangControl):
     def forward(x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         return bang_linear(x.reshape(-1, x.shape[-1]), m.weight, m.bias, control).reshape(*lead, -1)
+
     return forward
 
 
@@ -311,6 +327,7 @@ def _stats(out: torch.Tensor, y: torch.Tensor, loss: torch.Tensor, k: int) -> di
 
 def bang_step(config: BangConfig, loss_fn=F.cross_entropy) -> train.StepFn:
     """``fit(..., step=bang_step(config))``: one SGD step of any Conv2d/Linear model with BANG."""
+
     def step(model: nn.Module, batch: train.Batch, optimizer: torch.optim.Optimizer | None) -> dict[str, float]:
         assert optimizer is not None, "bang_step needs an optimizer"
         optimizer.zero_grad(set_to_none=True)
@@ -327,6 +344,7 @@ def bang_step(config: BangConfig, loss_fn=F.cross_entropy) -> train.StepFn:
 
 
 # --- 3. K LeNets as one network ----------------------------------------------------------------
+
 
 class LeNetStack(nn.Module):
     """K Caffe LeNets (``baselines.LeNet``) evaluated as one network.
@@ -383,15 +401,19 @@ class LeNetStack(nn.Module):
             h = F.conv2d(h, self.conv2_w, self.conv2_b, groups=k)
         h = F.max_pool2d(h, 2, 2)  # (B, K*50, 4, 4)
         h = h.reshape(b, k, 800).transpose(0, 1)  # (K, B, 800), per model the order of flatten(1)
-        lin = (lambda t, w, bb: bang_linear(t, w, bb, self.control)) if bang else \
-            (lambda t, w, bb: torch.baddbmm(bb.unsqueeze(1), t, w.transpose(1, 2)))
+        lin = (
+            (lambda t, w, bb: bang_linear(t, w, bb, self.control))
+            if bang
+            else (lambda t, w, bb: torch.baddbmm(bb.unsqueeze(1), t, w.transpose(1, 2)))
+        )
         h = F.relu(lin(h, self.ip1_w, self.ip1_b))  # (K, B, 500)
         h = F.dropout(h, self.dropout, self.training)  # the paper's added Dropout [assumed here]
         return lin(h, self.ip2_w, self.ip2_b)  # (K, B, 10)
 
     @classmethod
-    def from_lenets(cls, models: Sequence[LeNet], dropout: float = 0.5,
-                    configs: Sequence[BangConfig] | None = None) -> LeNetStack:
+    def from_lenets(
+        cls, models: Sequence[LeNet], dropout: float = 0.5, configs: Sequence[BangConfig] | None = None
+    ) -> LeNetStack:
         """Stack copies of the weights of ``models`` (e.g. freshly initialised ones)."""
         stack = cls(len(models), dropout, configs)
         with torch.no_grad():
@@ -418,10 +440,16 @@ class LeNetStack(nn.Module):
     def lenet_state(self, i: int) -> dict[str, torch.Tensor]:
         """The ``baselines.LeNet`` state_dict of model i (detached CPU copies)."""
         c1, c2 = slice(20 * i, 20 * (i + 1)), slice(50 * i, 50 * (i + 1))
-        parts = {"conv1.weight": self.conv1_w[c1], "conv1.bias": self.conv1_b[c1],
-                 "conv2.weight": self.conv2_w[c2], "conv2.bias": self.conv2_b[c2],
-                 "ip1.weight": self.ip1_w[i], "ip1.bias": self.ip1_b[i],
-                 "ip2.weight": self.ip2_w[i], "ip2.bias": self.ip2_b[i]}
+        parts = {
+            "conv1.weight": self.conv1_w[c1],
+            "conv1.bias": self.conv1_b[c1],
+            "conv2.weight": self.conv2_w[c2],
+            "conv2.bias": self.conv2_b[c2],
+            "ip1.weight": self.ip1_w[i],
+            "ip1.bias": self.ip1_b[i],
+            "ip2.weight": self.ip2_w[i],
+            "ip2.bias": self.ip2_b[i],
+        }
         return {k: v.detach().cpu().clone().contiguous() for k, v in parts.items()}
 
     def lenet(self, i: int) -> LeNet:
@@ -442,13 +470,14 @@ def init_lenets(seeds: Sequence[int], dropout: float = 0.5) -> list[LeNet]:
 
 # --- 4. CIFAR-10 quick -------------------------------------------------------------------------
 
+
 class CifarQuick(nn.Module):
     """Caffe's "CIFAR-10 quick" net with the BANG paper's added Dropout (after ip1 [assumed]).
 
     conv1 32@5x5 pad 2 -> maxpool 3/2 -> ReLU -> conv2 32@5x5 pad 2 -> ReLU -> avepool 3/2 ->
     conv3 64@5x5 pad 2 -> ReLU -> avepool 3/2 -> ip1 64 -> dropout -> ip2 10. Caffe pools round
     up (ceil mode): 32 -> 16 -> 8 -> 4, so ip1 sees 64*4*4 = 1024 values. Input: images in [0, 1];
-    the model subtracts the training-set mean image on Caffe's 0..255 scale inside (BA7), so
+    the model subtracts the training-set mean image on Caffe's 0..255 scale inside (our reading), so
     attacks work on raw pixels.
     """
 
@@ -462,8 +491,13 @@ class CifarQuick(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         mean = torch.zeros(3, 32, 32) if mean_image is None else mean_image.reshape(3, 32, 32).float()
         self.register_buffer("mean255", mean * 255.0)  # (3, 32, 32) on 0..255
-        for layer, std in ((self.conv1, 1e-4), (self.conv2, 0.01), (self.conv3, 0.01), (self.ip1, 0.1),
-                           (self.ip2, 0.1)):  # Caffe's gaussian fillers, constant-0 biases
+        for layer, std in (
+            (self.conv1, 1e-4),
+            (self.conv2, 0.01),
+            (self.conv3, 0.01),
+            (self.ip1, 0.1),
+            (self.ip2, 0.1),
+        ):  # Caffe's gaussian fillers, constant-0 biases
             nn.init.normal_(layer.weight, 0.0, std)
             nn.init.zeros_(layer.bias)
 
@@ -483,6 +517,7 @@ class CifarQuick(nn.Module):
 
 
 # --- 5. the Caffe solver -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Solver:
@@ -520,15 +555,21 @@ class Solver:
         """SGD with momentum; weight decay on weights and biases (Caffe's decay_mult 1), biases at
         lr x2. (Caffe applies the lr before the momentum sum, PyTorch after; with this slowly
         changing lr the two differ by < 0.1 % per step.)"""
-        return torch.optim.SGD([
-            {"params": list(weights), "lr": self.base_lr},
-            {"params": list(biases), "lr": self.base_lr * self.bias_lr_mult},
-        ], lr=self.base_lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        return torch.optim.SGD(
+            [
+                {"params": list(weights), "lr": self.base_lr},
+                {"params": list(biases), "lr": self.base_lr * self.bias_lr_mult},
+            ],
+            lr=self.base_lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+        )
 
 
 LENET_SOLVER = Solver()
-CIFAR_SOLVER = Solver(base_lr=0.001, weight_decay=0.004, policy="multistep", steps=(18_000, 19_000),
-                      batch_size=100, iterations=20_000)
+CIFAR_SOLVER = Solver(
+    base_lr=0.001, weight_decay=0.004, policy="multistep", steps=(18_000, 19_000), batch_size=100, iterations=20_000
+)
 
 
 def scaled_solver(solver: Solver, iterations: int) -> Solver:
@@ -540,14 +581,19 @@ def scaled_solver(solver: Solver, iterations: int) -> Solver:
 
 # --- training ----------------------------------------------------------------------------------
 
-def stack_step(snapshot_every: int = 0, snapshot_models: Sequence[int] = (), snapshot_dir: Path | None = None,
-               ) -> train.StepFn:
+
+def stack_step(
+    snapshot_every: int = 0,
+    snapshot_models: Sequence[int] = (),
+    snapshot_dir: Path | None = None,
+) -> train.StepFn:
     """``fit`` step hook for a ``LeNetStack``: sum over models of each model's mean cross-entropy
     (so every model gets exactly its own gradient), BANG inside the stack's layers.
 
     Snapshots: every ``snapshot_every`` updates, the LeNet states of ``snapshot_models`` are
     written to ``snapshot_dir/iter-<n>.safetensors`` (files survive a resume of ``fit``).
     """
+
     def step(model: nn.Module, batch: train.Batch, optimizer: torch.optim.Optimizer | None) -> dict[str, float]:
         assert isinstance(model, LeNetStack) and optimizer is not None
         optimizer.zero_grad(set_to_none=True)
@@ -590,10 +636,21 @@ def load_snapshots(folder: Path, iterations: Sequence[int], model: int) -> list[
     return states
 
 
-def train_stack(stack: LeNetStack, x: torch.Tensor, y: torch.Tensor, *, solver: Solver = LENET_SOLVER,
-                seed: int = 0, device: str = "cpu", checkpoint: Path | None = None, snapshot_every: int = 0,
-                snapshot_models: Sequence[int] = (), val: tuple[torch.Tensor, torch.Tensor] | None = None,
-                progress: bool = True, desc: str = "lenet") -> list[dict[str, float]]:
+def train_stack(
+    stack: LeNetStack,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    solver: Solver = LENET_SOLVER,
+    seed: int = 0,
+    device: str = "cpu",
+    checkpoint: Path | None = None,
+    snapshot_every: int = 0,
+    snapshot_models: Sequence[int] = (),
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    progress: bool = True,
+    desc: str = "lenet",
+) -> list[dict[str, float]]:
     """Train every model of ``stack`` with the Caffe solver through the shared loop ``fit``.
 
     Data order is shared by all models (seeded by ``seed``); snapshots go to
@@ -616,11 +673,22 @@ def train_stack(stack: LeNetStack, x: torch.Tensor, y: torch.Tensor, *, solver: 
     cudnn.benchmark = torch.device(device).type == "cuda"  # fixed shapes while training: let cuDNN pick
     try:
         return train.fit(
-            stack, x, y, epochs=epochs, batch_size=solver.batch_size, seed=seed,
+            stack,
+            x,
+            y,
+            epochs=epochs,
+            batch_size=solver.batch_size,
+            seed=seed,
             optimizer=solver.optimizer(stack.weight_parameters(), stack.bias_parameters()),
-            step=stack_step(snapshot_every, snapshot_models, snap_dir), lr_lambda=solver.lr_factor,
-            max_iterations=solver.iterations, on_epoch_end=on_epoch_end, checkpoint=checkpoint, device=device,
-            progress=progress, desc=desc)
+            step=stack_step(snapshot_every, snapshot_models, snap_dir),
+            lr_lambda=solver.lr_factor,
+            max_iterations=solver.iterations,
+            on_epoch_end=on_epoch_end,
+            checkpoint=checkpoint,
+            device=device,
+            progress=progress,
+            desc=desc,
+        )
     finally:
         cudnn.benchmark = was_benchmark
 
@@ -628,19 +696,20 @@ def train_stack(stack: LeNetStack, x: torch.Tensor, y: torch.Tensor, *, solver: 
 def eval_batch(k: int, device: str | torch.device = "cpu") -> int:
     """Images per forward pass of a K-model stack: conv1 activations (K*20*24*24 floats per image)
     kept to ~512 MB on a GPU, ~32 MB on a CPU (cache-friendly)."""
-    budget = 2 ** 27 if torch.device(device).type == "cuda" else 2 ** 25
+    budget = 2**27 if torch.device(device).type == "cuda" else 2**25
     return max(1, budget // (k * 20 * 24 * 24))
 
 
 @torch.no_grad()
-def stack_predict(stack: LeNetStack, x: torch.Tensor, *, batch_size: int | None = None,
-                  device: str | torch.device = "cpu") -> torch.Tensor:
+def stack_predict(
+    stack: LeNetStack, x: torch.Tensor, *, batch_size: int | None = None, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """Predicted labels of every model (K, N) (eval mode; batches sized to bound memory)."""
     was = stack.training
     stack.eval()
     bs = batch_size or eval_batch(stack.k, device)
     try:
-        preds = [stack(x[i:i + bs].to(device)).argmax(-1).cpu() for i in range(0, len(x), bs)]
+        preds = [stack(x[i : i + bs].to(device)).argmax(-1).cpu() for i in range(0, len(x), bs)]
     finally:
         stack.train(was)
     return torch.cat(preds, 1) if preds else torch.empty(stack.k, 0, dtype=torch.long)
