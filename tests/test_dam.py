@@ -1,4 +1,4 @@
-"""Tests for robustlib.models.dam: the math against independent computations (literal loops over
+"""Tests for robustlib.papers.dam (model and experiment keys): the math against independent computations (literal loops over
 memories with explicit on/off states, autograd, finite differences), the update rule's guarantees,
 confidence/calibration, the descent's stopping rule, FGSM and the float32 pitfall."""
 
@@ -29,8 +29,8 @@ def _random_pixels(B: int = 5, seed: int = 1) -> torch.Tensor:
 def _literal_outputs(xi: torch.Tensor, v: torch.Tensor, n: int, T: float) -> torch.Tensor:
     """Eq. 2.1 written out: explicit sigma vectors, explicit loops over memories and classes,
     beta = 1 / T^n times the unscaled rectified polynomial."""
-    beta = 1.0 / T ** n
-    F = lambda x: x ** n if x >= 0 else 0.0  # noqa: E731
+    beta = 1.0 / T**n
+    F = lambda x: x**n if x >= 0 else 0.0  # noqa: E731
     out = torch.empty(len(v), 10, dtype=torch.float64)
     for b in range(len(v)):
         off = torch.cat([v[b], -torch.ones(10, dtype=torch.float64)])
@@ -46,6 +46,7 @@ def _literal_outputs(xi: torch.Tensor, v: torch.Tensor, n: int, T: float) -> tor
 
 # --- the model -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [2, 3, 20])
 def test_vectorised_update_equals_literal_sum_over_memories(n):
     model = _random_model(n, T=6.0 if n == 20 else 3.0)
@@ -54,8 +55,9 @@ def test_vectorised_update_equals_literal_sum_over_memories(n):
     literal = _literal_outputs(model.xi, v, n, model.T)
     assert fast.abs().max() > 1e-3  # not a trivial all-zero comparison
     torch.testing.assert_close(fast, literal, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(torch.tanh(dam.reference_scores(model.xi, v, n, model.T)), literal,
-                               rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        torch.tanh(dam.reference_scores(model.xi, v, n, model.T)), literal, rtol=1e-10, atol=1e-12
+    )
 
 
 def test_forward_takes_unit_interval_images_and_maps_to_pm1():
@@ -71,7 +73,7 @@ def test_forward_takes_unit_interval_images_and_maps_to_pm1():
 def test_beta_times_rectified_power_equals_power_of_scaled_argument(n):
     x = torch.linspace(-900, 900, 101, dtype=torch.float64)
     T = 540.0
-    beta = 1.0 / T ** n
+    beta = 1.0 / T**n
     unscaled = torch.where(x >= 0, x, torch.zeros_like(x)) ** n
     torch.testing.assert_close(beta * unscaled, dam.rectified_power(x, n, T), rtol=1e-12, atol=0)
     assert (dam.rectified_power(x, n, T)[x < 0] == 0).all()
@@ -170,6 +172,7 @@ def test_objective_terms_match_naive_formulas_and_stay_nonzero_when_saturated():
 
 # --- the update rule -----------------------------------------------------------------------------
 
+
 def test_krotov_step_moves_each_memory_by_exactly_the_learning_rate_and_clips():
     torch.manual_seed(0)
     K = 7
@@ -228,7 +231,7 @@ def test_temperature_ramp_and_config_validation():
     cfg = dam.DAMConfig(T=540.0, T_in=700.0, ramp_epochs=200, epochs=300)
     assert cfg.temperature(0) == 700.0 and cfg.temperature(100) == 620.0 and cfg.temperature(250) == 540.0
     assert dam.DAMConfig(T=540.0, T_in=700.0, ramp_epochs=200, epochs=101).final_temperature() == 620.0
-    assert cfg.learning_rate(2) == pytest.approx(0.04 * 0.998 ** 2)
+    assert cfg.learning_rate(2) == pytest.approx(0.04 * 0.998**2)
     for bad in ({"n": 1}, {"K": 0}, {"T": 0.0}, {"momentum": 1.0}, {"T_in": -1.0}, {"epochs": 2.5}):
         with pytest.raises(ValueError):
             dam.DAMConfig(**bad)
@@ -237,6 +240,7 @@ def test_temperature_ramp_and_config_validation():
 
 
 # --- confidence ----------------------------------------------------------------------------------
+
 
 def test_confidence_at_targets_matches_closed_form():
     Y = dam.targets(torch.arange(10))
@@ -261,6 +265,7 @@ def test_calibration_gives_mean_confidence_equal_to_accuracy():
 
 # --- descent, FGSM -------------------------------------------------------------------------------
 
+
 def test_second_choice_descent_stops_one_step_past_the_boundary():
     model = _random_model(3, K=12, T=3.0, m=3, seed=5, scale=0.3)
     v = _random_pixels(4, seed=6) * 0.5
@@ -273,7 +278,7 @@ def test_second_choice_descent_stops_one_step_past_the_boundary():
     for b in (0, 2, 3):
         a, c = int(res["first"][b]), int(res["second"][b])
         # literal re-run of eq. 3.2 for this image, one step at a time
-        u = v[b:b + 1].clone()
+        u = v[b : b + 1].clone()
         k = 0
         while True:
             s = model.scores_pm1(u)
@@ -283,7 +288,7 @@ def test_second_choice_descent_stops_one_step_past_the_boundary():
             u = (u - step * g / g.norm()).clamp(-1, 1)
             k += 1
         assert k == int(res["steps"][b]) and k > 0
-        torch.testing.assert_close(res["images"][b:b + 1], u, rtol=0, atol=1e-12)
+        torch.testing.assert_close(res["images"][b : b + 1], u, rtol=0, atol=1e-12)
         prev_scores = model.scores_pm1(u)  # returned image is past the boundary ...
         assert prev_scores[0, c] > prev_scores[0, a]
         assert res["l2"][b] <= k * step + 1e-9
@@ -306,6 +311,53 @@ def test_fgsm_stays_in_the_box_and_the_ball():
     assert (C(dam.fgsm_pm1(model, v, y, 1e-4)) >= C(v)).all()
     with pytest.raises(ValueError):
         dam.fgsm_pm1(model, v, y, -0.1)
+
+
+def test_registered_fgsm_is_the_papers_step_on_unit_interval_images():
+    from robustlib import attacks
+
+    model = _random_model(3, K=12, T=3.0, m=3, seed=7)
+    x = dam.from_pm1(_random_pixels(6, seed=8)).to(torch.float32)  # [0, 1] images (6, 1, 28, 28)
+    y = torch.arange(6)
+    info = attacks.get_attack("dam_fgsm")
+    assert info.norm == "linf" and not info.minimal
+    # eps in [0, 1] units is 2 eps in the paper's [-1, 1] units
+    torch.testing.assert_close(dam.to_pm1(dam.fgsm(model, x, y, 0.05)), dam.fgsm_pm1(model, dam.to_pm1(x), y, 0.1))
+    res = attacks.evaluate(
+        model, x, y, attack="dam_fgsm", epsilons=[0.0, 0.05, 0.2], monotone=False, keep_adversarials=True
+    )
+    for i, eps in enumerate(res.epsilons):
+        fooled = model(res.adversarials[i]).argmax(1) != y
+        assert torch.equal(res.success[i], fooled | ~res.clean_correct)
+        assert (res.adversarials[i] - x).abs().max() <= eps + 1e-6
+    with pytest.raises(TypeError, match="dam_fgsm"):
+        attacks.evaluate(model, x, y, attack="dam_fgsm", epsilons=[0.1], steps=3)
+
+
+def test_any_other_classifier_gets_the_cross_entropy_step():
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).double()
+    x = dam.from_pm1(_random_pixels(4, seed=3))
+    y = torch.tensor([0, 1, 2, 3])
+    xr = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(net(xr), y, reduction="sum"), xr)
+    torch.testing.assert_close(dam.fgsm(net, x, y, 0.1), (x + 0.1 * g.sign()).clamp(0, 1))
+
+
+def test_experiment_keys_hash_like_the_dicts_the_committed_results_were_stored_under():
+    from dataclasses import asdict
+
+    from robustlib import experiment, store
+    from robustlib.papers.dam import experiments as dam_experiments
+    from robustlib.papers.dam.profile import PROFILES
+
+    exp = experiment.Experiment("dam", PROFILES["quick"])
+    configs = dam_experiments.model_configs(exp)
+    assert [c.T for c in configs.values()] == [75.0, 75.0, 300.0, 350.0] and configs["20"].init_mean == -0.3
+    as_dicts = {"profile": exp.profile.asdict(), "models": {n: asdict(c) for n, c in configs.items()}}
+    assert store.config_hash(dam_experiments.result_key(exp)) == store.config_hash(as_dicts)
+    key = dam_experiments.ModelKey(configs["2"], None)
+    assert store.config_hash(key) == store.config_hash({"dam": asdict(configs["2"]), "n_train": None})
+    experiment.check_steps(dam_experiments.steps(exp.profile))
 
 
 def test_float32_objective_gradient_can_be_all_zero_where_float64_is_not():

@@ -14,7 +14,8 @@ The model reads top to bottom:
                               the temperature ramp
 6. pixel-space dynamics       ``descend`` (eq. 3.2, normalised gradient steps) for rubbish images
                               and second-choice (decision-boundary) images, batched with a
-                              per-image stopping rule; ``fgsm_pm1``; confidence and calibration
+                              per-image stopping rule; ``fgsm_pm1`` and ``fgsm`` (the
+                              registered attack "dam_fgsm"); confidence and calibration
 7. ``tune_temperature``       validation-split grid search of T (the paper does not state T, m
                               for n = 2, 3, 30)
 
@@ -31,12 +32,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
+
+from ... import attacks
 
 N_PIXELS = 784
 N_CLASSES = 10
@@ -44,6 +47,7 @@ DTYPE = torch.float64
 
 
 # --- 1. the energy function ----------------------------------------------------------------------
+
 
 def ipow(x: torch.Tensor, k: int) -> torch.Tensor:
     """x^k for a non-negative integer k (a new tensor).
@@ -90,6 +94,7 @@ def rectified_power(x: torch.Tensor, n: int, T: float = 1.0) -> torch.Tensor:
 
 # --- 2. the model --------------------------------------------------------------------------------
 
+
 @dataclass
 class DAMConfig:
     """One DAM model and its training recipe ([C-DAM] defaults: Krotov's official notebook)."""
@@ -130,7 +135,7 @@ class DAMConfig:
         return self.T_in + (self.T - self.T_in) * epoch / self.ramp_epochs
 
     def learning_rate(self, epoch: int) -> float:
-        return self.eps0 * self.decay ** epoch
+        return self.eps0 * self.decay**epoch
 
     def final_temperature(self) -> float:
         """The temperature of the trained model (the ramp may be cut short by few epochs)."""
@@ -201,8 +206,12 @@ def reference_scores(xi: torch.Tensor, v: torch.Tensor, n: int, T: float) -> tor
     return torch.relu(on / T).pow(n).sum(1) - torch.relu(h / T).pow(n).sum(1, keepdim=True)
 
 
-def _score_parts(xi: torch.Tensor, v: torch.Tensor, n: int, T: float,
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _score_parts(
+    xi: torch.Tensor,
+    v: torch.Tensor,
+    n: int,
+    T: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(s (B, 10), f'(on) (B, K, 10), f'(h) (B, K)) with f'(x) = max(x / T, 0)^(n-1).
 
     Overlaps are divided by T once; the (B, K, 10) passes, not the (B, 784) x (784, K) product,
@@ -221,7 +230,7 @@ def _score_parts(xi: torch.Tensor, v: torch.Tensor, n: int, T: float,
 class _Scores(torch.autograd.Function):
     """Scores with a closed-form backward w.r.t. the pixels only (attacks, descent):
 
-        d s_alpha / d v_i = (n / T) sum_mu [f'(on_{mu,alpha}) - f'(h_mu)] xi^mu_i
+    d s_alpha / d v_i = (n / T) sum_mu [f'(on_{mu,alpha}) - f'(h_mu)] xi^mu_i
     """
 
     @staticmethod
@@ -262,6 +271,7 @@ class PreTanh(nn.Module):
 
 # --- 3. the objective ----------------------------------------------------------------------------
 
+
 def targets(y: torch.Tensor, classes: int = N_CLASSES, dtype: torch.dtype = DTYPE) -> torch.Tensor:
     """t = +1 for the class, -1 for the others, (B, 10)."""
     return 2.0 * torch.nn.functional.one_hot(y, classes).to(dtype) - 1.0
@@ -289,6 +299,7 @@ def objective_terms(s: torch.Tensor, y: torch.Tensor, m: int) -> tuple[torch.Ten
 
 
 # --- 4. the update rule --------------------------------------------------------------------------
+
 
 def _buffer(work: dict | None, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
     """A reusable scratch tensor from ``work`` (None: let torch allocate). Reusing the (B, K, 10)
@@ -325,8 +336,9 @@ def _power_into(x: torch.Tensor, k: int, out: torch.Tensor | None, tmp: torch.Te
     return out
 
 
-def update_direction(xi: torch.Tensor, v: torch.Tensor, y: torch.Tensor, *, n: int, m: int, T: float,
-                     work: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def update_direction(
+    xi: torch.Tensor, v: torch.Tensor, y: torch.Tensor, *, n: int, m: int, T: float, work: dict | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Negative gradient of C (summed over the batch) w.r.t. xi, up to the positive factor 2 m n / T.
 
     Returns (G (K, 794), Y (B, 10)). With c_{b,alpha} = (t - Y)^(2m-1) (1 - Y^2) and
@@ -386,6 +398,7 @@ class KrotovMomentum(torch.optim.Optimizer):
 
 # --- 5. training ---------------------------------------------------------------------------------
 
+
 def make_step(cfg: DAMConfig) -> Callable[..., dict[str, float]]:
     """A ``robustlib.train.fit`` step: closed-form direction at this epoch's temperature, then the
     Krotov update (the optimizer's lr is set per epoch by ``lr_lambda``)."""
@@ -405,39 +418,75 @@ def make_step(cfg: DAMConfig) -> Callable[..., dict[str, float]]:
     return step
 
 
-def train_dam(model: DAM, cfg: DAMConfig, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0,
-              checkpoint: str | Path | None = None, eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
-              device: str | torch.device = "cpu", progress: bool = False, desc: str = "dam",
-              ) -> list[dict[str, float]]:
+def train_dam(
+    model: DAM,
+    cfg: DAMConfig,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    desc: str = "dam",
+) -> list[dict[str, float]]:
     """Train ``model`` in place with Krotov's rule (resumable through ``checkpoint``).
 
     The momentum buffer is optimizer state, so ``fit`` checkpoints it with the memories: a resumed
     run takes the same steps as an uninterrupted one.
     """
-    from ..train import fit
+    from ...train import fit
 
     model.xi.requires_grad_(False)
     opt = KrotovMomentum([model.xi], lr=cfg.eps0, momentum=cfg.momentum)
     per_epoch = math.ceil(len(x) / cfg.batch_size)
-    history = fit(model, x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed, optimizer=opt,
-                  step=make_step(cfg), lr_lambda=lambda it: cfg.decay ** (it // per_epoch),
-                  eval_data=eval_data, checkpoint=checkpoint, device=device, progress=progress, desc=desc)
+    history = fit(
+        model,
+        x,
+        y,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=seed,
+        optimizer=opt,
+        step=make_step(cfg),
+        lr_lambda=lambda it: cfg.decay ** (it // per_epoch),
+        eval_data=eval_data,
+        checkpoint=checkpoint,
+        device=device,
+        progress=progress,
+        desc=desc,
+    )
     model.T = cfg.final_temperature()
     return history
 
 
 @torch.no_grad()
-def outputs(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000, device: str | torch.device = "cpu",
-            pre_tanh: bool = False) -> torch.Tensor:
+def outputs(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 1000,
+    device: str | torch.device = "cpu",
+    pre_tanh: bool = False,
+) -> torch.Tensor:
     """Model outputs (DAM: Y, or the pre-tanh scores) for images in [0, 1]; (N, 10) float64, CPU."""
     f = model.scores if pre_tanh else model
-    outs = [f(x[i:i + batch_size].to(device)).to(DTYPE).cpu() for i in range(0, len(x), batch_size)]
+    outs = [f(x[i : i + batch_size].to(device)).to(DTYPE).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(outs) if outs else torch.empty(0, N_CLASSES, dtype=DTYPE)
 
 
-def tune_temperature(n: int, m: int, temperatures: Sequence[float], base: DAMConfig,
-                     train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor], *,
-                     seed: int = 0, device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+def tune_temperature(
+    n: int,
+    m: int,
+    temperatures: Sequence[float],
+    base: DAMConfig,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> list[dict[str, Any]]:
     """Validation error after ``base.epochs`` epochs for each T (the paper does not state T, m for
     n = 2, 3, 30). Rows: {"n", "m", "T", "val_error", "train_error", "seconds"}; pick the lowest."""
     rows = []
@@ -447,9 +496,18 @@ def tune_temperature(n: int, m: int, temperatures: Sequence[float], base: DAMCon
         model = DAM.from_config(cfg, torch.Generator().manual_seed(seed)).to(device)
         t0 = time.perf_counter()
         hist = train_dam(model, cfg, *train, seed=seed, eval_data=val, device=device)
-        rows.append({"n": n, "m": m, "T": float(T), "init_mean": cfg.init_mean, "val_error": 1.0 - hist[-1]["eval_acc"],
-                     "train_error": 1.0 - hist[-1]["train_acc"], "seconds": time.perf_counter() - t0,
-                     "val_error_curve": [1.0 - h["eval_acc"] for h in hist]})
+        rows.append(
+            {
+                "n": n,
+                "m": m,
+                "T": float(T),
+                "init_mean": cfg.init_mean,
+                "val_error": 1.0 - hist[-1]["eval_acc"],
+                "train_error": 1.0 - hist[-1]["train_acc"],
+                "seconds": time.perf_counter() - t0,
+                "val_error_curve": [1.0 - h["eval_acc"] for h in hist],
+            }
+        )
     return rows
 
 
@@ -499,9 +557,18 @@ class DescentResult:
     objective: torch.Tensor  # (N,) objective at the returned image
 
 
-def descend(grad_fn: GradFn, v0: torch.Tensor, target: torch.Tensor, *, step: float, max_steps: int,
-            stop: Callable[..., torch.Tensor] | None = None, aux: torch.Tensor | None = None,
-            batch_size: int = 500, clip: bool = True) -> DescentResult:
+def descend(
+    grad_fn: GradFn,
+    v0: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    step: float,
+    max_steps: int,
+    stop: Callable[..., torch.Tensor] | None = None,
+    aux: torch.Tensor | None = None,
+    batch_size: int = 500,
+    clip: bool = True,
+) -> DescentResult:
     """Eq. 3.2, batched: v <- clip(v - step * g / ||g||_2, -1, 1) with g = d objective / dv.
 
     ``stop(scores, target, objective, aux) -> (B,) bool`` is checked before every step (and after the
@@ -529,7 +596,11 @@ def descend(grad_fn: GradFn, v0: torch.Tensor, target: torch.Tensor, *, step: fl
                 break
             obj, g, sc = grad_fn(v[a], tgt[a])
             objective_out[idx[a.cpu()]] = obj.cpu().to(DTYPE)
-            fired = stop(sc, tgt[a], obj, ax[a]) if stop is not None else torch.zeros(len(a), dtype=torch.bool, device=v.device)
+            fired = (
+                stop(sc, tgt[a], obj, ax[a])
+                if stop is not None
+                else torch.zeros(len(a), dtype=torch.bool, device=v.device)
+            )
             norm = g.flatten(1).norm(dim=1)
             finished = fired | (norm == 0) | (it == max_steps)
             stopped[idx[a[fired].cpu()]] = True
@@ -551,29 +622,44 @@ def second_choice(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return top2[:, 0], top2[:, 1]
 
 
-def boundary_images(grad_fn: GradFn, scores_fn: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor, *,
-                    step: float, max_steps: int, batch_size: int = 500) -> dict[str, torch.Tensor]:
+def boundary_images(
+    grad_fn: GradFn,
+    scores_fn: Callable[[torch.Tensor], torch.Tensor],
+    v: torch.Tensor,
+    *,
+    step: float,
+    max_steps: int,
+    batch_size: int = 500,
+) -> dict[str, torch.Tensor]:
     """Section 4: descend the objective of the second-choice label until the first iterate where its
     score beats the first choice's (one step past the decision boundary: Fig. 4 middle, Fig. 5).
 
     Returns images (N, 784), first/second labels, steps, crossed (bool), l2 (v-space distance).
     """
     with torch.no_grad():
-        sc = torch.cat([scores_fn(v[i:i + batch_size]).cpu() for i in range(0, len(v), batch_size)])
+        sc = torch.cat([scores_fn(v[i : i + batch_size]).cpu() for i in range(0, len(v), batch_size)])
     first, second = second_choice(sc)
 
     def past_boundary(scores, tgt, obj, first_choice):
         return scores.gather(1, tgt[:, None]).squeeze(1) > scores.gather(1, first_choice[:, None]).squeeze(1)
 
-    res = descend(grad_fn, v, second, step=step, max_steps=max_steps, stop=past_boundary, aux=first,
-                  batch_size=batch_size)
+    res = descend(
+        grad_fn, v, second, step=step, max_steps=max_steps, stop=past_boundary, aux=first, batch_size=batch_size
+    )
     l2 = (res.images - v.detach().cpu().to(DTYPE).flatten(1)).norm(dim=1)
-    return {"images": res.images, "first": first, "second": second, "steps": res.steps,
-            "crossed": res.stopped, "l2": l2}
+    return {
+        "images": res.images,
+        "first": first,
+        "second": second,
+        "steps": res.steps,
+        "crossed": res.stopped,
+        "l2": l2,
+    }
 
 
-def boundary_trajectory(model: DAM, v: torch.Tensor, *, step: float, max_steps: int,
-                        final_log_c: float = -30.0) -> dict[str, torch.Tensor]:
+def boundary_trajectory(
+    model: DAM, v: torch.Tensor, *, step: float, max_steps: int, final_log_c: float = -30.0
+) -> dict[str, torch.Tensor]:
     """Fig. 4 for a few images: descend C_second for up to ``max_steps`` steps (no early stop) and
     record log C_first and log C_second at every iterate (S + 1, B). The boundary image is the first
     iterate with s_second > s_first; the final image the first with log C_second < ``final_log_c``
@@ -608,26 +694,43 @@ def boundary_trajectory(model: DAM, v: torch.Tensor, *, step: float, max_steps: 
     with torch.no_grad():
         final_pred = model.scores_pm1(final.to(v.device)).argmax(1).cpu()
         boundary_pred = model.scores_pm1(boundary.to(v.device)).argmax(1).cpu()
-    return {"log_c_first": torch.stack(log_first), "log_c_second": torch.stack(log_second),
-            "first": first.cpu(), "second": second.cpu(), "cross_at": cross_at, "final_at": final_at,
-            "boundary": boundary, "final": final, "boundary_pred": boundary_pred, "final_pred": final_pred}
+    return {
+        "log_c_first": torch.stack(log_first),
+        "log_c_second": torch.stack(log_second),
+        "first": first.cpu(),
+        "second": second.cpu(),
+        "cross_at": cross_at,
+        "final_at": final_at,
+        "boundary": boundary,
+        "final": final,
+        "boundary_pred": boundary_pred,
+        "final_pred": final_pred,
+    }
 
 
-def rubbish_images(grad_fn: GradFn, n_per_class: int, *, step: float, max_steps: int, noise_std: float = 0.1,
-                   seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 500,
-                   ) -> dict[str, torch.Tensor]:
+def rubbish_images(
+    grad_fn: GradFn,
+    n_per_class: int,
+    *,
+    step: float,
+    max_steps: int,
+    noise_std: float = 0.1,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    batch_size: int = 500,
+) -> dict[str, torch.Tensor]:
     """Fig. 3 / Fig. 7: Gaussian noise N(0, noise_std^2) in [-1, 1] pixels (0 = mid grey), then the
     descent of eq. 3.2 on C_alpha for each class alpha. Returns images (10 * n, 784) ordered class by
     class, their target labels, and steps taken. The paper's "N(0, 0.1)" is read as std 0.1."""
     g = torch.Generator().manual_seed(seed)
     noise = (noise_std * torch.randn(N_CLASSES * n_per_class, N_PIXELS, generator=g, dtype=DTYPE)).clamp(-1, 1)
     target = torch.arange(N_CLASSES).repeat_interleave(n_per_class)
-    res = descend(grad_fn, noise.to(device), target.to(device), step=step, max_steps=max_steps,
-                  batch_size=batch_size)
+    res = descend(grad_fn, noise.to(device), target.to(device), step=step, max_steps=max_steps, batch_size=batch_size)
     return {"images": res.images, "labels": target, "steps": res.steps, "noise": noise}
 
 
 # --- FGSM (section 6) --------------------------------------------------------------------------------
+
 
 def fgsm_direction(model: DAM, v: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sign of the gradient of the training objective C_y (ascent), (B, 784), and a (B,) mask of the
@@ -655,15 +758,37 @@ def fgsm_pm1(model: DAM, v: torch.Tensor, y: torch.Tensor, eps: float) -> torch.
     return (v.detach().to(DTYPE) + eps * direction).clamp(-1.0, 1.0)
 
 
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """The paper's FGSM as a registered attack (``attacks.evaluate(..., attack="dam_fgsm")``).
+
+    Images ``x`` (B, 1, 28, 28) in [0, 1] and ``eps`` in [0, 1] units, like every attack of the
+    registry: one step of 2 eps in the paper's [-1, 1] pixels along the sign of the gradient of the
+    training objective C_y (a DAM, with the margin fallback of ``fgsm_direction``) or of the
+    cross-entropy (any other classifier, e.g. the ReLU MLP), clipped to [-1, 1]. Returns float64
+    images in [0, 1] (the DAM's own precision).
+    """
+    v = to_pm1(x)  # (B, 784) float64
+    if isinstance(model, DAM):
+        direction, _ = fgsm_direction(model, v, y)
+    else:
+        direction = classifier_objective_grad(model)(v, y)[1].sign()
+    return from_pm1((v + 2 * eps * direction).clamp(-1.0, 1.0))
+
+
+attacks.register(attacks.AttackInfo("dam_fgsm", "linf", False, fgsm))
+
+
 # --- confidence (section 5.1) ------------------------------------------------------------------------
+
 
 def confidence(Y: torch.Tensor, beta_sm: float) -> torch.Tensor:
     """Z = max_alpha softmax(beta_sm * Y)_alpha, (B,)."""
     return torch.softmax(beta_sm * Y.to(DTYPE), dim=1).amax(1)
 
 
-def calibrate_beta(Y: torch.Tensor, correct: torch.Tensor, *, lo: float = 1e-3, hi: float = 1e5,
-                   iters: int = 200) -> float:
+def calibrate_beta(
+    Y: torch.Tensor, correct: torch.Tensor, *, lo: float = 1e-3, hi: float = 1e5, iters: int = 200
+) -> float:
     """beta_sm with mean confidence = accuracy (the paper's rule). Mean Z increases monotonically with
     beta_sm (from 1/10 at 0 to 1 at infinity, ties aside), so bisection on log beta finds it. An
     accuracy outside (mean Z(lo), mean Z(hi)) (e.g. an untrained model at chance) returns lo or hi."""
@@ -688,8 +813,14 @@ def error_by_confidence(Z: torch.Tensor, correct: torch.Tensor, edges: Sequence[
     for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
         sel = (Z >= a) & ((Z < b) if i < len(edges) - 2 else (Z <= b))
         k = int(sel.sum())
-        rows.append({"lo": float(a), "hi": float(b), "count": k,
-                     "error": float((~correct[sel]).to(DTYPE).mean()) if k else math.nan})
+        rows.append(
+            {
+                "lo": float(a),
+                "hi": float(b),
+                "count": k,
+                "error": float((~correct[sel]).to(DTYPE).mean()) if k else math.nan,
+            }
+        )
     return rows
 
 
