@@ -1,5 +1,5 @@
 """RBFI: the fast layer against a literal loop, gradients against finite differences and the
-paper's formulas, parameter bounds, sensitivity bounds, and the paper's attacks (spec section 13)."""
+paper's formulas, parameter bounds, sensitivity bounds, and the paper's attacks."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import math
 import pytest
 import torch
 
-from robustlib import attacks as A
-from robustlib.papers.rbfi import model as R
-from robustlib.papers.rbfi import kernel as K
+from robustlib import attacks
+from robustlib.papers.rbfi import kernel
+from robustlib.papers.rbfi import model as rbfi
 
 BACKENDS = ["kernel", "chunked", "naive"]
 
 
 def _needs_kernel(backend: str) -> None:
-    if backend == "kernel" and K.load_library() is None:
-        pytest.skip(f"no C++ kernel here: {K.kernel_status()}")
+    if backend == "kernel" and kernel.load_library() is None:
+        pytest.skip(f"no C++ kernel here: {kernel.kernel_status()}")
 
 
 def _data(B, n, m, dtype=torch.float64, seed=0, u_max=3.0):
@@ -30,12 +30,13 @@ def _data(B, n, m, dtype=torch.float64, seed=0, u_max=3.0):
 
 def _grads(backend, mode, x, w, u, gz):
     xr, wr, ur = (t.clone().requires_grad_(True) for t in (x, w, u))
-    z = K.scaled_linf(xr, wr, ur, mode, backend)
+    z = kernel.scaled_linf(xr, wr, ur, mode, backend)
     (z * gz).sum().backward()
     return z.detach(), xr.grad, wr.grad, ur.grad
 
 
 # --- the fast layer ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -43,11 +44,11 @@ def _grads(backend, mode, x, w, u, gz):
 def test_forward_equals_literal_loop(backend, dtype, shape):
     _needs_kernel(backend)
     x, w, u = _data(*shape, dtype=dtype)
-    z_lit, arg_lit = K.literal_scaled_linf(x, w, u)
-    z = K.scaled_linf(x, w, u, "pseudo", backend)
+    z_lit, arg_lit = kernel.literal_scaled_linf(x, w, u)
+    z = kernel.scaled_linf(x, w, u, "pseudo", backend)
     assert torch.equal(z, z_lit)  # same float operations: bitwise equal
     if backend != "naive":
-        fwd = K._kernel_forward if backend == "kernel" else K._chunked_forward
+        fwd = kernel._kernel_forward if backend == "kernel" else kernel._chunked_forward
         _, arg = fwd(x.contiguous(), w, u, True)
         assert torch.equal(arg, arg_lit)
 
@@ -59,8 +60,8 @@ def test_argmax_is_the_first_of_ties(backend):
     x = torch.tensor([[0.0, 1.0, 0.0, 1.0, 0.5] * 4])
     w = torch.tensor([[1.0, 0.0, 1.0, 0.0, 0.5] * 4, [0.5] * 20])
     u = torch.full((2, 20), 3.0)
-    z_lit, arg_lit = K.literal_scaled_linf(x, w, u)
-    fwd = K._kernel_forward if backend == "kernel" else K._chunked_forward
+    z_lit, arg_lit = kernel.literal_scaled_linf(x, w, u)
+    fwd = kernel._kernel_forward if backend == "kernel" else kernel._chunked_forward
     z, arg = fwd(x, w, u, True)
     assert torch.equal(z, z_lit) and arg.tolist() == arg_lit.tolist() == [[0, 0]]
 
@@ -86,10 +87,10 @@ def test_backward_only_what_is_needed(backend):
     gz = torch.randn(8, 5, dtype=torch.float64)
     full = _grads(backend, "pseudo", x, w, u, gz)
     xr = x.clone().requires_grad_(True)
-    (K.scaled_linf(xr, w, u, "pseudo", backend) * gz).sum().backward()
+    (kernel.scaled_linf(xr, w, u, "pseudo", backend) * gz).sum().backward()
     assert torch.allclose(xr.grad, full[1], rtol=1e-12, atol=0)
     wr, ur = w.clone().requires_grad_(True), u.clone().requires_grad_(True)
-    (K.scaled_linf(x, wr, ur, "pseudo", backend) * gz).sum().backward()
+    (kernel.scaled_linf(x, wr, ur, "pseudo", backend) * gz).sum().backward()
     assert torch.allclose(wr.grad, full[2], rtol=1e-12, atol=0) and torch.allclose(ur.grad, full[3], rtol=1e-12, atol=0)
 
 
@@ -107,17 +108,17 @@ def test_kernel_is_deterministic_and_threaded():
 def test_true_gradient_matches_finite_differences():
     x, w, u = _data(3, 7, 2, seed=5)
     for backend in ("kernel", "chunked"):
-        if backend == "kernel" and K.load_library() is None:
+        if backend == "kernel" and kernel.load_library() is None:
             continue
         net_input = [x.clone().requires_grad_(True), w.clone().requires_grad_(True), u.clone().requires_grad_(True)]
-        f = lambda a, b, c: torch.exp(-K.scaled_linf(a, b, c, "true", backend))  # noqa: E731
+        f = lambda a, b, c: torch.exp(-kernel.scaled_linf(a, b, c, "true", backend))  # noqa: E731
         assert torch.autograd.gradcheck(f, net_input, eps=1e-7, atol=1e-7)
 
 
 def test_true_gradient_equals_autograd_of_torch_max():
     """regular_deriv=True reproduces torch.autograd of exp(-max(.)) (spec section 13)."""
     x, w, u = _data(6, 30, 4, seed=6)
-    layer = R.RBFILayer(30, 4, "^", R.RBFIConfig(hidden=(), andor="^", in_features=30, classes=4)).double()
+    layer = rbfi.RBFILayer(30, 4, "^", rbfi.RBFIConfig(hidden=(), andor="^", in_features=30, classes=4)).double()
     with torch.no_grad():
         layer.w.copy_(w)
         layer.u.copy_(u)
@@ -142,14 +143,16 @@ def test_pseudogradient_hand_computed_unit():
     x = torch.tensor([[0.5, 0.2, 0.9]], dtype=torch.float64)
     w = torch.tensor([[0.1, 0.4, 0.5]], dtype=torch.float64)
     u = torch.tensor([[1.0, 3.0, 0.5]], dtype=torch.float64)
-    pseudo = -1 / math.sqrt(1.36) * torch.tensor([0.8 * math.exp(-0.2), -3.6, 0.2 * math.exp(-0.32)], dtype=torch.float64)
+    pseudo = (
+        -1 / math.sqrt(1.36) * torch.tensor([0.8 * math.exp(-0.2), -3.6, 0.2 * math.exp(-0.32)], dtype=torch.float64)
+    )
     true = -math.exp(-0.36) * torch.tensor([0.0, -3.6, 0.0], dtype=torch.float64)
-    layer = R.RBFILayer(3, 1, "^", R.RBFIConfig(hidden=(), andor="^", in_features=3, classes=1)).double()
+    layer = rbfi.RBFILayer(3, 1, "^", rbfi.RBFIConfig(hidden=(), andor="^", in_features=3, classes=1)).double()
     with torch.no_grad():
         layer.w.copy_(w)
         layer.u.copy_(u)
     for backend in ("kernel", "chunked", "naive"):
-        if backend == "kernel" and K.load_library() is None:
+        if backend == "kernel" and kernel.load_library() is None:
             continue
         layer.backend = backend
         for mode, expected in (("pseudo", pseudo), ("true", true)):
@@ -166,13 +169,13 @@ def test_large_attractor_exp_and_shared_feedback_max():
     z = torch.rand(50, generator=g, dtype=torch.float64) * 20
     zr = z.clone().requires_grad_(True)
     gout = torch.randn(50, generator=g, dtype=torch.float64)
-    y = K.LargeAttractorExp.apply(zr)
+    y = kernel.LargeAttractorExp.apply(zr)
     assert torch.allclose(y, torch.exp(-z))
     y.backward(gout)
     assert torch.allclose(zr.grad, -gout / torch.sqrt(1 + z))
     s = torch.rand(4, 9, generator=g, dtype=torch.float64) * 9
     sr = s.clone().requires_grad_(True)
-    m = K.SharedFeedbackMax.apply(sr)
+    m = kernel.SharedFeedbackMax.apply(sr)
     assert torch.equal(m, s.amax(1))
     gm = torch.randn(4, generator=g, dtype=torch.float64)
     m.backward(gm)
@@ -186,7 +189,7 @@ def test_feedback_shared_over_squared_distances_not_abs():
     w = torch.tensor([[0.5, 0.3]], dtype=torch.float64)
     u = torch.ones(1, 2, dtype=torch.float64)
     wr = w.clone().requires_grad_(True)
-    K.scaled_linf(x, wr, u, "pseudo", "chunked").sum().backward()
+    kernel.scaled_linf(x, wr, u, "pseudo", "chunked").sum().backward()
     # ds_i/dw_i = -2 u^2 (x_i - w_i) = 2 w_i; weights e^{s_i - z} with s = (0.25, 0.09)
     expected = torch.tensor([[1.0 * 2 * 0.5, math.exp(0.09 - 0.25) * 2 * 0.3]], dtype=torch.float64)
     assert torch.allclose(wr.grad, expected, rtol=1e-14)
@@ -195,50 +198,51 @@ def test_feedback_shared_over_squared_distances_not_abs():
 def test_bad_arguments_raise():
     x, w, u = _data(2, 5, 3)
     with pytest.raises(ValueError, match="gradient mode"):
-        K.scaled_linf(x, w, u, "fake")
+        kernel.scaled_linf(x, w, u, "fake")
     with pytest.raises(ValueError, match="backend"):
-        K.scaled_linf(x, w, u, "pseudo", "gpu")
+        kernel.scaled_linf(x, w, u, "pseudo", "gpu")
     with pytest.raises(ValueError, match="need x"):
-        K.scaled_linf(x, w[:, :4], u[:, :4])
+        kernel.scaled_linf(x, w[:, :4], u[:, :4])
     with pytest.raises(ValueError, match="andor"):
-        R.RBFIConfig(hidden=(8,), andor="^x")
+        rbfi.RBFIConfig(hidden=(8,), andor="^x")
     with pytest.raises(ValueError, match="network kind"):
-        R.build("tanh", (8,))
+        rbfi.build("tanh", (8,))
 
 
 def test_fallback_without_compiler(monkeypatch):
     x, w, u = _data(6, 20, 3, dtype=torch.float32, seed=8)
-    monkeypatch.setattr(K, "_lib", None)
-    monkeypatch.setattr(K, "_lib_error", "no compiler (test)")
-    assert "chunked" in K.kernel_status()
+    monkeypatch.setattr(kernel, "_lib", None)
+    monkeypatch.setattr(kernel, "_lib_error", "no compiler (test)")
+    assert "chunked" in kernel.kernel_status()
     with pytest.raises(ValueError, match="kernel"):
-        K.scaled_linf(x, w, u, "pseudo", "kernel")
-    z = K.scaled_linf(x, w, u, "pseudo", "auto")
-    assert torch.equal(z, K.literal_scaled_linf(x, w, u)[0])
+        kernel.scaled_linf(x, w, u, "pseudo", "kernel")
+    z = kernel.scaled_linf(x, w, u, "pseudo", "auto")
+    assert torch.equal(z, kernel.literal_scaled_linf(x, w, u)[0])
 
 
 # --- units, layers, bounds ------------------------------------------------------------------------
 
+
 def test_and_or_mixed_outputs():
     torch.manual_seed(0)
-    cfg = R.RBFIConfig(hidden=(), andor="*", in_features=6, classes=40)
-    layer = R.RBFILayer(6, 40, "*", cfg).double()
+    cfg = rbfi.RBFIConfig(hidden=(), andor="*", in_features=6, classes=40)
+    layer = rbfi.RBFILayer(6, 40, "*", cfg).double()
     x = torch.rand(5, 6, dtype=torch.float64)
-    a = torch.exp(-K.literal_scaled_linf(x, layer.w.detach(), layer.u.detach())[0])  # And outputs
+    a = torch.exp(-kernel.literal_scaled_linf(x, layer.w.detach(), layer.u.detach())[0])  # And outputs
     out = layer(x).detach()
     flag = layer.orflag.bool()
     assert 0 < flag.sum() < 40  # mixed: some of each
     assert torch.allclose(out[:, ~flag], a[:, ~flag]) and torch.allclose(out[:, flag], 1 - a[:, flag])
     for kind, expect in (("^", a), ("v", 1 - a)):
-        other = R.RBFILayer(6, 40, kind, cfg).double()
+        other = rbfi.RBFILayer(6, 40, kind, cfg).double()
         other.load_state_dict({**layer.state_dict(), "orflag": other.orflag})
         assert torch.allclose(other(x).detach(), expect)
 
 
 def test_rbf_l2_distance_equals_broadcast():
     torch.manual_seed(1)
-    cfg = R.RBFIConfig(hidden=(), andor="^", norm="l2", in_features=12, classes=5)
-    layer = R.RBFILayer(12, 5, "^", cfg).double()
+    cfg = rbfi.RBFIConfig(hidden=(), andor="^", norm="l2", in_features=12, classes=5)
+    layer = rbfi.RBFILayer(12, 5, "^", cfg).double()
     x = torch.rand(7, 12, dtype=torch.float64)
     expected = ((layer.u[None] * (x[:, None] - layer.w[None])) ** 2).sum(2)
     assert torch.allclose(layer.distance(x), expected, rtol=1e-10, atol=1e-12)
@@ -247,11 +251,12 @@ def test_rbf_l2_distance_equals_broadcast():
 def test_parameter_bounds_hold_after_steps():
     torch.manual_seed(2)
     for u_max in (3.0, 10.0):
-        net = R.build("rbfi", (16,), "^v", u_max=u_max)
+        net = rbfi.build("rbfi", (16,), "^v", u_max=u_max)
         opt = torch.optim.SGD(net.parameters(), lr=1e3)  # a huge step pushes everything out of range
         x, y = torch.rand(20, 1, 28, 28), torch.randint(0, 10, (20,))
-        step = R.make_step(R.TrainConfig(), "rbfi")
+        step = rbfi.make_step(rbfi.TrainConfig(), "rbfi")
         from robustlib.train import Batch
+
         for it in range(3):
             step(net, Batch(x, y, it, 0), opt)
             for layer in net.layers:
@@ -267,9 +272,9 @@ def test_unit_sensitivities_hold_and_rbfi_is_tight():
     uv = torch.rand(n, generator=g, dtype=torch.float64) * 3
     cv = torch.rand(n, generator=g, dtype=torch.float64)
     units = {
-        "relu": (lambda x: torch.relu(x @ wv + 0.5), R.unit_sensitivity("relu", w=wv)),
-        "sigmoid": (lambda x: torch.sigmoid(x @ wv), R.unit_sensitivity("sigmoid", w=wv)),
-        "rbfi": (lambda x: torch.exp(-((uv * (x - cv)) ** 2).amax(-1)), R.unit_sensitivity("rbfi", u=uv)),
+        "relu": (lambda x: torch.relu(x @ wv + 0.5), rbfi.unit_sensitivity("relu", w=wv)),
+        "sigmoid": (lambda x: torch.sigmoid(x @ wv), rbfi.unit_sensitivity("sigmoid", w=wv)),
+        "rbfi": (lambda x: torch.exp(-((uv * (x - cv)) ** 2).amax(-1)), rbfi.unit_sensitivity("rbfi", u=uv)),
     }
     for name, (f, S) in units.items():
         x = torch.rand(2000, n, generator=g, dtype=torch.float64)
@@ -289,54 +294,54 @@ def test_unit_sensitivities_hold_and_rbfi_is_tight():
 
 
 def test_network_bounds_hand_computed():
-    relu = R.build("relu", (2,))
+    relu = rbfi.build("relu", (2,))
     with torch.no_grad():
         relu.hidden[0].weight.copy_(torch.zeros(2, 784))
         relu.hidden[0].weight[0, :3] = torch.tensor([1.0, -2.0, 0.5])  # row sums |.|: 3.5, 1.0
         relu.hidden[0].weight[1, 0] = -1.0
         relu.out.weight.copy_(torch.zeros(10, 2))
         relu.out.weight[4] = torch.tensor([2.0, -3.0])  # 2 * 3.5 + 3 * 1 = 10
-    assert R.sensitivity_bound(relu).item() == pytest.approx(10.0)
-    sig = R.SigmoidNet((2,))
+    assert rbfi.sensitivity_bound(relu).item() == pytest.approx(10.0)
+    sig = rbfi.SigmoidNet((2,))
     sig.mlp.load_state_dict(relu.state_dict())
-    assert R.sensitivity_bound(sig).item() == pytest.approx(10.0 / 16)  # 1/4 per layer, output included
-    assert R.sensitivity_bound(sig, sigmoid_quarter=False).item() == pytest.approx(10.0)  # reference code
-    net = R.build("rbfi", (2,), "^v")
+    assert rbfi.sensitivity_bound(sig).item() == pytest.approx(10.0 / 16)  # 1/4 per layer, output included
+    assert rbfi.sensitivity_bound(sig, sigmoid_quarter=False).item() == pytest.approx(10.0)  # reference code
+    net = rbfi.build("rbfi", (2,), "^v")
     with torch.no_grad():
         net.layers[0].u.fill_(0.5)
         net.layers[0].u[1, 7] = 2.0  # unit 1: max u = 2 -> s = c * 2; unit 0: c * 0.5
         net.layers[1].u.fill_(0.1)
         net.layers[1].u[3] = torch.tensor([1.0, 0.5])  # max(1 * 0.5c, 0.5 * 2c) = c -> S = c * c
-    c = R.SQRT_2_OVER_E
-    assert R.sensitivity_bound(net).item() == pytest.approx(c * c)
-    deep = R.build("rbfi", (8, 8, 8), "^v^v")
+    c = rbfi.SQRT_2_OVER_E
+    assert rbfi.sensitivity_bound(net).item() == pytest.approx(c * c)
+    deep = rbfi.build("rbfi", (8, 8, 8), "^v^v")
     with torch.no_grad():
         for layer in deep.layers:
             layer.u.fill_(3.0)
-    assert R.sensitivity_bound(deep).item() == pytest.approx((3 * c) ** 4) and (3 * c) ** 4 <= 43.9
+    assert rbfi.sensitivity_bound(deep).item() == pytest.approx((3 * c) ** 4) and (3 * c) ** 4 <= 43.9
 
 
 def test_differentiable_bound_reaches_every_u():
     torch.manual_seed(4)
-    net = R.build("rbfi", (6,), "^v")
-    S = R.sensitivity_bound(net, differentiable=True)
-    assert S.item() == pytest.approx(R.sensitivity_bound(net).item())
+    net = rbfi.build("rbfi", (6,), "^v")
+    S = rbfi.sensitivity_bound(net, differentiable=True)
+    assert S.item() == pytest.approx(rbfi.sensitivity_bound(net).item())
     S.backward()
     assert (net.layers[0].u.grad > 0).all()  # shared feedback: not only the argmax entries
-    relu = R.build("relu", (6,))
-    R.sensitivity_bound(relu, differentiable=True).backward()
+    relu = rbfi.build("relu", (6,))
+    rbfi.sensitivity_bound(relu, differentiable=True).backward()
     assert relu.hidden[0].weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("kind", ["relu", "sigmoid", "rbfi"])
 def test_network_bound_is_an_upper_bound(kind):
     torch.manual_seed(5)
-    net = R.build(kind, (16, 16)).double()
+    net = rbfi.build(kind, (16, 16)).double()
     if kind == "rbfi":
         with torch.no_grad():
             for layer in net.layers:
                 layer.u.uniform_(0.5, 3.0)
-    S = R.sensitivity_bound(net).item()
+    S = rbfi.sensitivity_bound(net).item()
     eps = 0.02
     x = torch.rand(400, 1, 28, 28, dtype=torch.float64)
     worst = 0.0
@@ -348,15 +353,16 @@ def test_network_bound_is_an_upper_bound(kind):
 
 # --- attacks --------------------------------------------------------------------------------------
 
+
 def test_pgd_box_correct_and_buggy():
     x = torch.tensor([0.0, 0.2, 0.5, 0.9, 1.0])
     eps = torch.tensor(0.3)
     big = torch.tensor([-1.0, -1.0, -1.0, -1.0, -1.0])
-    assert torch.allclose(R.clip_delta(big, x, eps), torch.tensor([0.0, -0.2, -0.3, -0.3, -0.3]))
-    assert torch.allclose(R.clip_delta(-big, x, eps), torch.tensor([0.3, 0.3, 0.3, 0.1, 0.0]))
+    assert torch.allclose(rbfi.clip_delta(big, x, eps), torch.tensor([0.0, -0.2, -0.3, -0.3, -0.3]))
+    assert torch.allclose(rbfi.clip_delta(-big, x, eps), torch.tensor([0.3, 0.3, 0.3, 0.1, 0.0]))
     # the reference code's bug: lower bound +min(x, eps); mid-grey pixels are pinned, saturated ones frozen
-    assert torch.allclose(R.clip_delta(big, x, eps, buggy=True), torch.tensor([0.0, 0.2, 0.3, 0.1, 0.0]))
-    assert torch.allclose(R.clip_delta(-big, x, eps, buggy=True), torch.tensor([0.3, 0.3, 0.3, 0.1, 0.0]))
+    assert torch.allclose(rbfi.clip_delta(big, x, eps, buggy=True), torch.tensor([0.0, 0.2, 0.3, 0.1, 0.0]))
+    assert torch.allclose(rbfi.clip_delta(-big, x, eps, buggy=True), torch.tensor([0.3, 0.3, 0.3, 0.1, 0.0]))
 
 
 class _Tiny(torch.nn.Module):
@@ -378,15 +384,15 @@ def test_pgd_adadelta_stays_in_its_box_at_every_step(buggy, monkeypatch):
     y = torch.randint(0, 10, (6,))
     eps = 0.2
     seen = []
-    orig = R.clip_delta
+    orig = rbfi.clip_delta
 
     def spy(delta, xx, e, b=False):
         out = orig(delta, xx, e, b)
         seen.append(out.detach().clone())
         return out
 
-    monkeypatch.setattr(R, "clip_delta", spy)
-    R.pgd_adadelta(model, x, y, eps, steps=5, loss=R.ce_per_image, buggy=buggy)
+    monkeypatch.setattr(rbfi, "clip_delta", spy)
+    rbfi.pgd_adadelta(model, x, y, eps, steps=5, loss=rbfi.ce_per_image, buggy=buggy)
     assert len(seen) == 6  # the random start and every step
     for d in seen:
         assert d.abs().max() <= eps + 1e-6 and (x + d).min() >= -1e-6 and (x + d).max() <= 1 + 1e-6
@@ -401,28 +407,63 @@ def test_ifgsm_and_noise_stay_in_ball_and_box():
     x = torch.rand(8, 1, 28, 28)
     y = torch.randint(0, 10, (8,))
     for eps in (0.1, 0.3):
-        xa = A.ifgsm(model, x, y, eps, steps=10, loss=R.ce_per_image)
+        xa = attacks.ifgsm(model, x, y, eps, steps=10, loss=rbfi.ce_per_image)
         assert (xa - x).abs().max() <= eps + 1e-6 and xa.min() >= 0 and xa.max() <= 1
     torch.manual_seed(0)
-    xn = R.uniform_noise(model, x, y, 0.3)
+    xn = rbfi.uniform_noise(model, x, y, 0.3)
     torch.manual_seed(0)
     r = torch.rand_like(x)
     assert torch.allclose(xn, 0.7 * x + 0.3 * r)  # eq. (14)
     assert (xn - x).abs().max() <= 0.3 + 1e-6
 
 
-def test_evaluate_fn_and_pseudo_view():
+def test_paper_attacks_run_through_evaluate_and_pseudo_view():
     torch.manual_seed(7)
-    net = R.build("rbfi", (8,), "^v")
+    net = rbfi.build("rbfi", (8,), "^v")
     x, y = torch.rand(10, 1, 28, 28), torch.randint(0, 10, (10,))
-    view = R.WithGradMode(net, "true")
+    view = rbfi.WithGradMode(net, "true")
     assert view(x).data_ptr() != 0 and torch.equal(view(x), net(x)) and net.grad_mode == "pseudo"
-    succ = R.evaluate_fn(net, x, y, R.uniform_noise, epsilons=[0.0, 0.3])
+    succ = attacks.evaluate(net, x, y, attack="rbfi_noise", epsilons=[0.0, 0.3], monotone=False).success
     clean_wrong = net(x).argmax(1) != y
     assert succ.shape == (2, 10) and torch.equal(succ[0], clean_wrong) and (succ[1] >= clean_wrong).all()
-    with R.gradient_mode(net, "true"):
+    for name in ("rbfi_pgd", "rbfi_pgd_reference"):
+        res = attacks.evaluate(
+            net,
+            x,
+            y,
+            attack=name,
+            epsilons=[0.1, 0.3],
+            monotone=False,
+            steps=2,
+            grad_model=rbfi.WithGradMode(net, "pseudo"),
+        )
+        assert res.success.shape == (2, 10) and (res.success >= clean_wrong).all()
+    with pytest.raises(TypeError, match="valid: steps, restarts, loss, grad_model"):
+        attacks.evaluate(net, x, y, attack="rbfi_pgd", epsilons=[0.1], buggy=True)
+    with rbfi.gradient_mode(net, "true"):
         assert all(layer.grad_mode == "true" for layer in net.layers)
     assert net.grad_mode == "pseudo"
+
+
+def test_registered_pgd_is_the_paper_pgd_with_and_without_the_box_bug():
+    net = _Tiny()
+    x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
+    for run, buggy in ((rbfi.paper_pgd, False), (rbfi.reference_pgd, True)):
+        torch.manual_seed(3)
+        a = run(net, x, y, 0.2, steps=4, loss=rbfi.ce_per_image)
+        torch.manual_seed(3)
+        b = rbfi.pgd_adadelta(net, x, y, 0.2, steps=4, loss=rbfi.ce_per_image, buggy=buggy)
+        assert torch.equal(a, b)
+
+
+def test_madry_training_adversary_is_the_library_one(monkeypatch):
+    calls = []
+    monkeypatch.setattr(attacks, "madry_pgd", lambda *a, **k: calls.append(k) or a[1])
+    torch.manual_seed(0)
+    net = rbfi.build("relu", (8,))
+    tc = rbfi.TrainConfig(adversarial="pgd", adv_eps=0.3, adv_steps=3)
+    rbfi._adversarial_examples(net, torch.rand(4, 1, 28, 28), torch.randint(0, 10, (4,)), tc)
+    assert calls == [{"steps": 3, "loss": rbfi.ce_per_image}] and net.training
 
 
 def test_triton_kernels_in_interpreter():
@@ -434,8 +475,8 @@ def test_triton_kernels_in_interpreter():
 
     code = textwrap.dedent("""
         import torch
-        from robustlib.papers.rbfi import kernel as K
-        assert K._triton_self_check(torch.device("cpu"))
+        from robustlib.papers.rbfi import kernel
+        assert kernel._triton_self_check(torch.device("cpu"))
         g = torch.Generator().manual_seed(3)
         x, w, u = torch.rand(19, 45, generator=g), torch.rand(18, 45, generator=g), torch.rand(18, 45, generator=g) * 3
         gz = torch.randn(19, 18, generator=g)
@@ -443,7 +484,7 @@ def test_triton_kernels_in_interpreter():
             res = []
             for backend in ("triton", "naive"):
                 xr, wr, ur = (t.clone().requires_grad_(True) for t in (x, w, u))
-                z = K.scaled_linf(xr, wr, ur, mode, backend)
+                z = kernel.scaled_linf(xr, wr, ur, mode, backend)
                 (z * gz).sum().backward()
                 res.append((z.detach(), xr.grad, wr.grad, ur.grad))
             for a, b in zip(*res):
@@ -462,16 +503,16 @@ def test_triton_kernels_compile_for_an_h100():
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from robustlib.papers.rbfi import triton as T
+    from robustlib.papers.rbfi import triton as rbfi_triton
 
     ptrs = {n: "*fp32" for n in ("x", "w", "u", "z")}
     ints = {"B": "i32", "M": "i32", "N": "i32"}
     tiles = {"BB": 16, "BM": 16, "BN": 16}
     cases = [
-        (T.fwd, {**ptrs, "arg": "*i64", **ints}, {**tiles, "WANT_ARG": True}),
-        (T.fwd, {**ptrs, "arg": "*fp32", **ints}, {**tiles, "WANT_ARG": False}),
-        (T.bwd_x, {**ptrs, "gz": "*fp32", "gx": "*fp32", **ints}, tiles),
-        (T.bwd_p, {**ptrs, "gz": "*fp32", "gw": "*fp32", "gu": "*fp32", **ints}, tiles),
+        (rbfi_triton.fwd, {**ptrs, "arg": "*i64", **ints}, {**tiles, "WANT_ARG": True}),
+        (rbfi_triton.fwd, {**ptrs, "arg": "*fp32", **ints}, {**tiles, "WANT_ARG": False}),
+        (rbfi_triton.bwd_x, {**ptrs, "gz": "*fp32", "gx": "*fp32", **ints}, tiles),
+        (rbfi_triton.bwd_p, {**ptrs, "gz": "*fp32", "gw": "*fp32", "gu": "*fp32", **ints}, tiles),
     ]
     for fn, sig, const in cases:
         sig = {**sig, **{k: "constexpr" for k in const}}

@@ -16,7 +16,7 @@ Backends (``scaled_linf(..., backend=...)``):
              called through ``ctypes`` from a thread pool (ctypes releases the GIL; each thread owns
              a block of output units, so results are deterministic). CPU, float32/float64.
 ``chunked``  plain PyTorch on slices of the batch sized to bound memory: any device, no compiler.
-``triton``   fused Triton kernels (``rbfi_triton``) for CUDA float32, used only after a self-check
+``triton``   fused Triton kernels (``triton.py``) for CUDA float32, used only after a self-check
              against ``chunked`` on the device.
 ``naive``    the broadcast version through the autograd Functions ``SharedFeedbackMax`` /
              ``torch.max`` (the reference code's way); kept for tests and the benchmark.
@@ -345,12 +345,12 @@ def load_library() -> ctypes.CDLL | None:
             if not path.exists():
                 _compile(cxx, path)
             lib = ctypes.CDLL(str(path))
-            P, I = ctypes.c_void_p, ctypes.c_int64
+            P, N = ctypes.c_void_p, ctypes.c_int64  # pointer, size
             for name in ("rbfi_forward_f32", "rbfi_forward_f64"):
-                getattr(lib, name).argtypes = [P, P, P, P, P, I, I, I, I, I]
+                getattr(lib, name).argtypes = [P, P, P, P, P, N, N, N, N, N]
                 getattr(lib, name).restype = None
             for name in ("rbfi_backward_f32", "rbfi_backward_f64"):
-                getattr(lib, name).argtypes = [P, P, P, P, P, P, P, P, I, I, I, I, I]
+                getattr(lib, name).argtypes = [P, P, P, P, P, P, P, P, N, N, N, N, N]
                 getattr(lib, name).restype = None
             if lib.rbfi_abi_version() != 1:
                 raise RuntimeError("stale kernel library")
@@ -395,8 +395,12 @@ def _ptr(t: torch.Tensor | None) -> int | None:
 
 
 def _kernel_ok(*ts: torch.Tensor) -> bool:
-    return (ts[0].device.type == "cpu" and ts[0].dtype in (torch.float32, torch.float64)
-            and all(t.dtype == ts[0].dtype for t in ts) and load_library() is not None)
+    return (
+        ts[0].device.type == "cpu"
+        and ts[0].dtype in (torch.float32, torch.float64)
+        and all(t.dtype == ts[0].dtype for t in ts)
+        and load_library() is not None
+    )
 
 
 def _kernel_forward(x, w, u, want_arg: bool):
@@ -406,8 +410,12 @@ def _kernel_forward(x, w, u, want_arg: bool):
     z = torch.empty(B, m, dtype=x.dtype)
     arg = torch.empty(B, m, dtype=torch.int64) if want_arg else None
     fn = lib.rbfi_forward_f32 if x.dtype == torch.float32 else lib.rbfi_forward_f64
-    _run(fn, m, B * m * n, lambda t, j0, j1: (x.data_ptr(), w.data_ptr(), u.data_ptr(), z.data_ptr(), _ptr(arg),
-                                              B, m, n, j0, j1))
+    _run(
+        fn,
+        m,
+        B * m * n,
+        lambda t, j0, j1: (x.data_ptr(), w.data_ptr(), u.data_ptr(), z.data_ptr(), _ptr(arg), B, m, n, j0, j1),
+    )
     return z, arg
 
 
@@ -420,8 +428,26 @@ def _kernel_backward(x, w, u, z, gz, need_x: bool, need_p: bool):
     gw = torch.zeros_like(w) if need_p else None
     gu = torch.zeros_like(u) if need_p else None
     fn = lib.rbfi_backward_f32 if x.dtype == torch.float32 else lib.rbfi_backward_f64
-    _run(fn, m, B * m * n, lambda t, j0, j1: (x.data_ptr(), w.data_ptr(), u.data_ptr(), z.data_ptr(), gz.data_ptr(),
-                                              _ptr(gxs[t]) if gxs else None, _ptr(gw), _ptr(gu), B, m, n, j0, j1))
+    _run(
+        fn,
+        m,
+        B * m * n,
+        lambda t, j0, j1: (
+            x.data_ptr(),
+            w.data_ptr(),
+            u.data_ptr(),
+            z.data_ptr(),
+            gz.data_ptr(),
+            _ptr(gxs[t]) if gxs else None,
+            _ptr(gw),
+            _ptr(gu),
+            B,
+            m,
+            n,
+            j0,
+            j1,
+        ),
+    )
     gx = None
     if gxs:
         gx = gxs[0]
@@ -453,17 +479,17 @@ def _triton_self_check(device: torch.device) -> bool:
     import warnings
 
     try:
-        from . import rbfi_triton as T
+        from . import triton as gpu
 
         g = torch.Generator().manual_seed(0)
         x, w, u = torch.rand(37, 70, generator=g), torch.rand(21, 70, generator=g), torch.rand(21, 70, generator=g) * 3
         x[0, :9], w[0, :9], u[0, :9] = 0.0, 1.0, 3.0  # ties at s = 9
         gz = torch.randn(37, 21, generator=g)
         x, w, u, gz = (t.to(device) for t in (x, w, u, gz))
-        z, arg = T.forward(x, w, u, True)
+        z, arg = gpu.forward(x, w, u, True)
         zr, ar = _chunked_forward(x, w, u, True)
         ok = torch.allclose(z, zr, rtol=1e-6, atol=0) and torch.equal(arg, ar)
-        got = T.backward(x, w, u, zr, gz, True, True)
+        got = gpu.backward(x, w, u, zr, gz, True, True)
         ref = _chunked_backward(x, w, u, zr, gz, True, True)
         ok &= all(((a - b).abs().max() <= 1e-4 * b.abs().max()).item() for a, b in zip(got, ref))
         if not ok:
@@ -475,6 +501,7 @@ def _triton_self_check(device: torch.device) -> bool:
 
 
 # --- the chunked PyTorch backend (any device) ------------------------------------------------------
+
 
 def _chunk_rows(B: int, m: int, n: int, device: torch.device) -> int:
     """Batch rows per slice so one (rows, m, n) intermediate stays below a memory budget."""
@@ -488,7 +515,7 @@ def _chunked_forward(x, w, u, want_arg: bool):
     rows = _chunk_rows(B, m, n, x.device)
     zs, args = [], []
     for s in range(0, B, rows):
-        t = u * (x[s:s + rows, None, :] - w)  # (rows, m, n)
+        t = u * (x[s : s + rows, None, :] - w)  # (rows, m, n)
         sq = t * t
         if want_arg:
             zc, ac = sq.max(dim=2)  # first index of the max
@@ -507,12 +534,12 @@ def _chunked_backward(x, w, u, z, gz, need_x: bool, need_p: bool):
     gw = torch.zeros_like(w) if need_p else None
     gu = torch.zeros_like(u) if need_p else None
     for s in range(0, B, rows):
-        d = x[s:s + rows, None, :] - w  # (rows, m, n)
+        d = x[s : s + rows, None, :] - w  # (rows, m, n)
         t = u * d
-        a = (2 * gz[s:s + rows, :, None]) * torch.exp(t * t - z[s:s + rows, :, None]) * t  # 2 gz e^{s-z} t
+        a = (2 * gz[s : s + rows, :, None]) * torch.exp(t * t - z[s : s + rows, :, None]) * t  # 2 gz e^{s-z} t
         au = a * u
         if need_x:
-            gx[s:s + rows] = au.sum(1)
+            gx[s : s + rows] = au.sum(1)
         if need_p:
             gw -= au.sum(0)
             gu += (a * d).sum(0)
@@ -538,13 +565,14 @@ def _true_backward(x, w, u, arg, gz, need_x: bool, need_p: bool):
 
 # --- the autograd Functions ------------------------------------------------------------------------
 
+
 def _impl(name: str):
     if name == "kernel":
         return _kernel_forward, _kernel_backward
     if name == "triton":
-        from . import rbfi_triton as T
+        from . import triton as gpu
 
-        return T.forward, T.backward
+        return gpu.forward, gpu.backward
     return _chunked_forward, _chunked_backward
 
 
@@ -571,8 +599,13 @@ class ScaledLinf(torch.autograd.Function):
             gx, gw, gu = _true_backward(x, w, u, arg, gz, need_x, need_p)
         else:
             gx, gw, gu = _impl(ctx.backend)[1](x, w, u, z, gz, need_x, need_p)
-        return (gx if need_x else None, gw if ctx.needs_input_grad[1] else None,
-                gu if ctx.needs_input_grad[2] else None, None, None)
+        return (
+            gx if need_x else None,
+            gw if ctx.needs_input_grad[1] else None,
+            gu if ctx.needs_input_grad[2] else None,
+            None,
+            None,
+        )
 
 
 class SharedFeedbackMax(torch.autograd.Function):
@@ -619,21 +652,31 @@ def naive_scaled_linf(x: torch.Tensor, w: torch.Tensor, u: torch.Tensor, mode: s
     return SharedFeedbackMax.apply(s) if mode == "pseudo" else s.max(dim=2).values
 
 
-def scaled_linf(x: torch.Tensor, w: torch.Tensor, u: torch.Tensor, mode: str = "pseudo",
-                backend: str = "auto") -> torch.Tensor:
+def scaled_linf(
+    x: torch.Tensor, w: torch.Tensor, u: torch.Tensor, mode: str = "pseudo", backend: str = "auto"
+) -> torch.Tensor:
     """z[b, j] = max_i (u[j, i] (x[b, i] - w[j, i]))^2, shape (B, m); gradients per ``mode``."""
     _check(x, w, u, mode, backend)
     if backend == "naive":
         return naive_scaled_linf(x, w, u, mode)
     same = all(t.dtype == x.dtype and t.device == x.device for t in (w, u))
     if backend == "auto":
-        backend = ("kernel" if same and _kernel_ok(x, w, u)
-                   else "triton" if same and x.device.type == "cuda" and _triton_usable(x) else "chunked")
+        backend = (
+            "kernel"
+            if same and _kernel_ok(x, w, u)
+            else "triton"
+            if same and x.device.type == "cuda" and _triton_usable(x)
+            else "chunked"
+        )
     elif backend == "kernel" and not (same and _kernel_ok(x, w, u)):
-        raise ValueError(f"backend 'kernel' needs CPU float32/float64 tensors and a C++ compiler "
-                         f"({_lib_error or 'dtype/device mismatch'}); use 'auto' or 'chunked'")
+        raise ValueError(
+            f"backend 'kernel' needs CPU float32/float64 tensors and a C++ compiler "
+            f"({_lib_error or 'dtype/device mismatch'}); use 'auto' or 'chunked'"
+        )
     elif backend == "triton" and not (same and _triton_usable(x)):
-        raise ValueError("backend 'triton' needs CUDA float32 tensors and working Triton kernels; use 'auto' or 'chunked'")
+        raise ValueError(
+            "backend 'triton' needs CUDA float32 tensors and working Triton kernels; use 'auto' or 'chunked'"
+        )
     return ScaledLinf.apply(x, w, u, mode, backend)
 
 

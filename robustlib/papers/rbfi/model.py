@@ -16,8 +16,10 @@ Parameters are clamped after every optimizer step: u in [0.01, 3], w in [0, 1] (
 
 This file reads top to bottom: config -> layer -> network -> baselines -> sensitivity bounds ->
 losses and training -> attacks of the paper (FGSM, I-FGSM, AdaDelta PGD with the reference
-code's box bug as an option, uniform noise). The fast distance kernel is in ``rbfi_kernel``.
-Images are (N, 1, 28, 28) in [0, 1] (no normalisation, as in the paper); outputs (N, 10).
+code's box bug as a second attack, uniform noise), registered in ``robustlib.attacks`` as
+``rbfi_pgd``, ``rbfi_pgd_reference`` and ``rbfi_noise``. The fast distance kernel is in
+``kernel.py``. Images are (N, 1, 28, 28) in [0, 1] (no normalisation, as in the paper); outputs
+(N, 10).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ... import attacks as A
-from ..train import Batch, fit
+from ... import attacks
+from ...train import Batch, fit
 from ..baselines.model import MLP
 from .kernel import LargeAttractorExp, SharedFeedbackMax, scaled_linf
 
@@ -43,6 +45,7 @@ GRAD_MODES = ("pseudo", "true")
 
 
 # --- configuration ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RBFIConfig:
@@ -61,8 +64,10 @@ class RBFIConfig:
 
     def __post_init__(self) -> None:
         if len(self.andor) != len(self.hidden) + 1 or any(c not in KINDS for c in self.andor):
-            raise ValueError(f"andor={self.andor!r} must have one of '^', 'v', '*' per layer "
-                             f"({len(self.hidden) + 1} for hidden={self.hidden})")
+            raise ValueError(
+                f"andor={self.andor!r} must have one of '^', 'v', '*' per layer "
+                f"({len(self.hidden) + 1} for hidden={self.hidden})"
+            )
         if self.norm not in ("inf", "l2"):
             raise ValueError(f"norm={self.norm!r}; valid: 'inf', 'l2'")
         if not 0 <= self.u_min <= self.u_max or not self.w_min <= self.w_max:
@@ -70,6 +75,7 @@ class RBFIConfig:
 
 
 # --- the layer -------------------------------------------------------------------------------------
+
 
 class RBFILayer(nn.Module):
     """``n_out`` RBFI units on ``n_in`` inputs. Parameters w, u: (n_out, n_in)."""
@@ -113,6 +119,7 @@ class RBFILayer(nn.Module):
 
 
 # --- the network -----------------------------------------------------------------------------------
+
 
 class RBFINet(nn.Module):
     """Permutation-invariant MLP of RBFI layers; images (N, 1, 28, 28) in [0, 1] -> outputs (N, 10)
@@ -182,6 +189,7 @@ class WithGradMode(nn.Module):
 
 # --- baselines (paper section 6.2) -----------------------------------------------------------------
 
+
 class SigmoidNet(nn.Module):
     """Sigmoid on every layer, the output included (trained with the square loss, like RBFI)."""
 
@@ -217,6 +225,7 @@ def kind_of(model: nn.Module) -> str:
 
 # --- sensitivity bounds (paper section 3.2) --------------------------------------------------------
 # S(f) = sup_x sup_{|x' - x|_inf <= eps} |f(x') - f(x)| / eps.
+
 
 def unit_sensitivity(kind: str, w: torch.Tensor | None = None, u: torch.Tensor | None = None) -> float:
     """One unit: ReLU |w|_1 (eq. 5), sigmoid |w|_1 / 4, RBFI sqrt(2/e) max u (eq. 6), RBF sqrt(2/e) |u|_2."""
@@ -263,6 +272,7 @@ def sensitivity_bound(model: nn.Module, *, differentiable: bool = False, sigmoid
 
 # --- losses ----------------------------------------------------------------------------------------
 
+
 def square_loss_per_image(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """sum_c (out_c - onehot_c)^2 per image (RBFI and sigmoid nets)."""
     return ((out - F.one_hot(y, out.shape[1]).to(out.dtype)) ** 2).sum(1)
@@ -283,6 +293,7 @@ def loss_per_image(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
 
 # --- training --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
@@ -300,26 +311,16 @@ def _adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tc
     model.eval()
     try:
         if tc.adversarial == "fgsm":
-            adv = A.ifgsm(model, x, y, tc.adv_eps, steps=1, loss=loss)
+            adv = attacks.ifgsm(model, x, y, tc.adv_eps, steps=1, loss=loss)
         elif tc.adversarial == "ifgsm":
-            adv = A.ifgsm(model, x, y, tc.adv_eps, steps=tc.adv_steps, loss=loss)
-        elif tc.adversarial == "pgd":  # correct box (the reference code trained on its buggy PGD)
-            adv = _pgd_last(model, x, y, tc.adv_eps, steps=tc.adv_steps, loss=loss)
+            adv = attacks.ifgsm(model, x, y, tc.adv_eps, steps=tc.adv_steps, loss=loss)
+        elif tc.adversarial == "pgd":  # Madry's adversary, correct box (the reference code trained on its buggy PGD)
+            adv = attacks.madry_pgd(model, x, y, tc.adv_eps, steps=tc.adv_steps, loss=loss)
         else:
             raise ValueError(f"unknown adversarial training {tc.adversarial!r}; valid: 'fgsm', 'ifgsm', 'pgd'")
     finally:
         model.train()
     return adv.detach()
-
-
-def _pgd_last(model, x, y, eps, *, steps: int, loss) -> torch.Tensor:
-    """Madry PGD's end point (random start, signed steps of 2.5 eps / steps) for training."""
-    delta = A._project((torch.rand_like(x) * 2 - 1) * eps, x, A._as_eps(eps, x), "linf")
-    alpha = 2.5 * eps / steps
-    for _ in range(steps):
-        g = A._grad(model, x + delta, y, loss)
-        delta = A._project(delta + alpha * g.sign(), x, A._as_eps(eps, x), "linf").detach()
-    return x + delta
 
 
 def make_step(tc: TrainConfig, kind: str):
@@ -347,9 +348,19 @@ def make_step(tc: TrainConfig, kind: str):
     return step
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tc: TrainConfig, *, seed: int = 0,
-          device: str = "cpu", checkpoint=None, progress: bool = False, desc: str = "train",
-          eval_data=None) -> list[dict[str, float]]:
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    tc: TrainConfig,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    checkpoint=None,
+    progress: bool = False,
+    desc: str = "train",
+    eval_data=None,
+) -> list[dict[str, float]]:
     """Train in place with AdaDelta (paper section 6.2), clamping RBFI parameters after each step."""
     kind = kind_of(model)
     if isinstance(model, RBFINet):
@@ -357,9 +368,21 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tc: TrainConfig, *
     lr = tc.lr if tc.lr is not None else (5.0 if kind in ("rbfi", "rbf") else 1.0)
     opt = torch.optim.Adadelta(model.parameters(), lr=lr)
     try:
-        return fit(model, x, y, epochs=tc.epochs, batch_size=tc.batch_size, seed=seed, optimizer=opt,
-                   step=make_step(tc, kind), checkpoint=checkpoint, device=device, progress=progress, desc=desc,
-                   eval_data=eval_data)
+        return fit(
+            model,
+            x,
+            y,
+            epochs=tc.epochs,
+            batch_size=tc.batch_size,
+            seed=seed,
+            optimizer=opt,
+            step=make_step(tc, kind),
+            checkpoint=checkpoint,
+            device=device,
+            progress=progress,
+            desc=desc,
+            eval_data=eval_data,
+        )
     finally:
         if isinstance(model, RBFINet):
             model.set_grad_mode("pseudo")
@@ -370,6 +393,20 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tc: TrainConfig, *
 # PGD ascends J with AdaDelta-tuned steps (lr 1, objective -100 J) from a random start, 100 steps,
 # success if any iterate is misclassified. The reference code's box has a sign bug: the lower
 # bound of delta is +min(x, eps) instead of -min(x, eps), so pixels can only get brighter.
+# Every attack is run through ``attacks.evaluate`` (``monotone=False``: each epsilon attacked
+# independently, the paper's protocol), which re-checks each adversarial itself.
+
+
+def _per_image(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Scalar or per-image epsilon -> shape (N, 1, 1, 1), broadcastable against x."""
+    e = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
+    return (e.expand(len(x)) if e.ndim == 0 else e).reshape(-1, *([1] * (x.ndim - 1)))
+
+
+@torch.no_grad()
+def _fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return model(x).argmax(1) != y
+
 
 def pgd_box(x: torch.Tensor, eps: torch.Tensor, buggy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds (lower, upper) of delta: [-min(x, eps), min(1 - x, eps)]; ``buggy``: the reference
@@ -383,15 +420,18 @@ def clip_delta(delta: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, buggy: b
     return torch.min(torch.max(delta, lower), upper)  # max first, then min: as the reference code
 
 
-def pgd_adadelta(model, x, y, eps, *, steps: int = 100, restarts: int = 1, loss=None, grad_model=None,
-                 buggy: bool = False, **_: Any) -> torch.Tensor:
+def pgd_adadelta(
+    model, x, y, eps, *, steps: int = 100, restarts: int = 1, loss=None, grad_model=None, buggy: bool = False
+) -> torch.Tensor:
     """The paper's PGD: AdaDelta (lr 1, rho 0.9, eps 1e-6) on delta minimising -100 J, projected
-    after every step; per image the first iterate that fools ``model`` (else the last)."""
-    e = A._as_eps(eps, x)
+    after every step; per image the first iterate that fools ``model`` (else the last).
+    ``loss`` (per image) defaults to the network's training loss J; ``grad_model`` (e.g.
+    ``WithGradMode(net, "pseudo")``) supplies the gradient, ``model`` judges success."""
+    e = _per_image(eps, x)
     lf = loss or loss_per_image(kind_of(model))
     gm = grad_model or model
     best = x.clone()
-    done = A._fooled(model, x, y)
+    done = _fooled(model, x, y)
     for _ in range(restarts):
         delta = clip_delta((torch.rand_like(x) * 2 - 1) * e, x, e, buggy).requires_grad_(True)
         opt = torch.optim.Adadelta([delta], lr=1.0, rho=0.9, eps=1e-6)
@@ -403,7 +443,7 @@ def pgd_adadelta(model, x, y, eps, *, steps: int = 100, restarts: int = 1, loss=
             with torch.no_grad():
                 delta.copy_(clip_delta(delta, x, e, buggy))
                 xa = x + delta
-                hit = A._fooled(model, xa, y) & ~done
+                hit = _fooled(model, xa, y) & ~done
                 best[hit] = xa[hit]
                 done |= hit
             if done.all():
@@ -412,36 +452,31 @@ def pgd_adadelta(model, x, y, eps, *, steps: int = 100, restarts: int = 1, loss=
     return best
 
 
-def uniform_noise(model, x, y, eps, *, repeats: int = 1, **_: Any) -> torch.Tensor:
+def paper_pgd(model, x, y, eps, *, steps: int = 100, restarts: int = 1, loss=None, grad_model=None) -> torch.Tensor:
+    """``rbfi_pgd``: the paper's AdaDelta PGD with the correct box."""
+    return pgd_adadelta(model, x, y, eps, steps=steps, restarts=restarts, loss=loss, grad_model=grad_model)
+
+
+def reference_pgd(model, x, y, eps, *, steps: int = 100, restarts: int = 1, loss=None, grad_model=None) -> torch.Tensor:
+    """``rbfi_pgd_reference``: the same PGD with the reference code's box (pixels only brighten)."""
+    return pgd_adadelta(model, x, y, eps, steps=steps, restarts=restarts, loss=loss, grad_model=grad_model, buggy=True)
+
+
+def uniform_noise(model, x, y, eps, *, repeats: int = 1) -> torch.Tensor:
     """Eq. (14): x' = (1 - eps) x + eps r, r ~ U[0, 1]^n (one draw per image in the paper)."""
-    e = A._as_eps(eps, x)
+    e = _per_image(eps, x)
     out = x.clone()
     todo = torch.ones(len(x), dtype=torch.bool, device=x.device)
     for _ in range(repeats):
         xn = ((1 - e) * x + e * torch.rand_like(x)).clamp(0, 1)
         out[todo] = xn[todo]
-        todo &= ~A._fooled(model, xn, y)
+        todo &= ~_fooled(model, xn, y)
     return out
 
 
-def evaluate_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable[..., torch.Tensor], *,
-                epsilons: list[float], batch_size: int = 500, device: str = "cpu", seed: int = 0,
-                **kw: Any) -> torch.Tensor:
-    """success (E, N) bool of an attack function at each epsilon, every epsilon attacked
-    independently (the paper's protocol); a success is re-checked here: misclassified, within eps in
-    the infinity norm, inside [0, 1]. Clean misclassifications count as successes."""
-    model.to(device).eval()
-    gm = kw.get("grad_model")
-    if gm is not None:
-        gm.to(device).eval()
-    success = torch.zeros(len(epsilons), len(x), dtype=torch.bool)
-    for b, s in enumerate(range(0, len(x), batch_size)):
-        xb, yb = x[s:s + batch_size].to(device), y[s:s + batch_size].to(device)
-        clean_wrong = A._fooled(model, xb, yb)
-        for k, e in enumerate(epsilons):
-            torch.manual_seed(seed * 100_003 + k * 1_009 + b)
-            xa = attack(model, xb, yb, e, **kw).detach() if e > 0 else xb
-            ok = A._fooled(model, xa, yb) & ((xa - xb).flatten(1).abs().amax(1) <= e + A.TOL)
-            ok &= (xa.flatten(1).amin(1) >= 0) & (xa.flatten(1).amax(1) <= 1)
-            success[k, s:s + batch_size] = (ok | clean_wrong).cpu()
-    return success
+for _info in (
+    attacks.AttackInfo("rbfi_pgd", "linf", False, paper_pgd),
+    attacks.AttackInfo("rbfi_pgd_reference", "linf", False, reference_pgd),
+    attacks.AttackInfo("rbfi_noise", "linf", False, uniform_noise),
+):
+    attacks.register(_info)

@@ -1,5 +1,5 @@
 """Fused Triton kernels for the RBFI distance on a GPU (the CPU uses the C++ kernel of
-``rbfi_kernel``). Same contract: z[b, j] = max_i (u[j, i] (x[b, i] - w[j, i]))^2 with the first
+``kernel.py``). Same contract: z[b, j] = max_i (u[j, i] (x[b, i] - w[j, i]))^2 with the first
 argmax, and the pseudogradient backward (shared feedback e^{s - z}), without the (B, m, n) tensor:
 each program holds a (rows x units x inputs) tile in registers and loops over the third axis.
 
@@ -7,7 +7,7 @@ each program holds a (rows x units x inputs) tile in registers and loops over th
 * dL/dx: grid over (row tiles, input tiles), loop over units, sum over units;
 * dL/dw, dL/du: grid over (unit tiles, input tiles), loop over rows, sum over rows.
 
-``rbfi_kernel`` imports this module only when a GPU asks for it, and uses the kernels only after a
+``kernel.py`` imports this module only when a GPU asks for it, and uses the kernels only after a
 self-check against the chunked PyTorch version on the device (falling back to it on any error).
 The tests run them on the CPU through Triton's interpreter (``TRITON_INTERPRET=1`` set before this
 module is imported), which executes the same kernel code with NumPy.
@@ -23,8 +23,7 @@ BB, BM, BN = 16, 16, 16  # tile: rows x units x inputs (4096 values per program 
 
 
 @triton.jit
-def fwd(x, w, u, z, arg, B, M, N, BB: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-        WANT_ARG: tl.constexpr):
+def fwd(x, w, u, z, arg, B, M, N, BB: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, WANT_ARG: tl.constexpr):
     rb = tl.program_id(0) * BB + tl.arange(0, BB)
     rm = tl.program_id(1) * BM + tl.arange(0, BM)
     best = tl.full((BB, BM), -1.0, tl.float32)
@@ -47,6 +46,7 @@ def fwd(x, w, u, z, arg, B, M, N, BB: tl.constexpr, BM: tl.constexpr, BN: tl.con
     if WANT_ARG:
         tl.store(arg + rb[:, None] * M + rm[None, :], barg.to(tl.int64), mask=out)
 
+
 @triton.jit
 def bwd_x(x, w, u, z, gz, gx, B, M, N, BB: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
     rb = tl.program_id(0) * BB + tl.arange(0, BB)
@@ -65,6 +65,7 @@ def bwd_x(x, w, u, z, gz, gx, B, M, N, BB: tl.constexpr, BM: tl.constexpr, BN: t
         a = 2.0 * gzt[:, :, None] * tl.exp(t * t - zt[:, :, None]) * t
         acc += tl.sum(a * ut[None, :, :], axis=1)
     tl.store(gx + rb[:, None] * N + rn[None, :], acc, mask=(rb[:, None] < B) & (rn[None, :] < N))
+
 
 @triton.jit
 def bwd_p(x, w, u, z, gz, gw, gu, B, M, N, BB: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
@@ -88,7 +89,6 @@ def bwd_p(x, w, u, z, gz, gw, gu, B, M, N, BB: tl.constexpr, BM: tl.constexpr, B
         acc_u += tl.sum(a * d, axis=0)
     tl.store(gw + rm[:, None] * N + rn[None, :], acc_w, mask=mask_w)
     tl.store(gu + rm[:, None] * N + rn[None, :], acc_u, mask=mask_w)
-
 
 
 def _cdiv(a: int, b: int) -> int:
