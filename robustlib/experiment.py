@@ -32,6 +32,11 @@ from .profiles import PROFILE_NAMES, Profile, resolve_device
 Result = dict[str, Any]
 
 
+class MissingResult(LookupError):
+    """A load-only run (the model zoo, a book built from committed results) asked for a result the
+    store does not hold; the message names it and how to get it."""
+
+
 @dataclass
 class Experiment:
     """One chapter run: which paper, at which profile, with which seed, on which device."""
@@ -42,6 +47,7 @@ class Experiment:
     device: str = "cpu"
     retrain: bool = False
     progress: bool = False
+    load_only: bool = False  # never compute: a missing result is a MissingResult (zoo, committed-results builds)
     timings: dict[str, float] = field(default_factory=dict, repr=False)
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
@@ -54,10 +60,22 @@ class Experiment:
         key = (name, store.config_hash({"config": config, "seed": seed}))
         if key not in self._memo:
             t0 = time.perf_counter()
+            if self.load_only:
+                compute = self._missing(name, config, seed)
             self._memo[key] = store.cached(name, config, compute, notebook=self.paper, profile=self.profile.name,
                                            seed=seed, device=self.device, retrain=self.retrain)
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
         return self._memo[key]
+
+    def _missing(self, name: str, config: Any, seed: int) -> Callable[[], Mapping[str, Any]]:
+        def refuse() -> Mapping[str, Any]:
+            stem = store.artifact_stem(name, config, notebook=self.paper, profile=self.profile.name, seed=seed)
+            raise MissingResult(
+                f"{stem.relative_to(store.paths.artifacts_dir())}.json is not in the store; compute it with "
+                f"`python -m robustlib compute {self.paper} --profile {self.profile.name}` or fetch a bundle "
+                f"with `python -m robustlib fetch-artifacts SOURCE`")
+
+        return refuse
 
     def checkpoint_dir(self, name: str, config: Any, *, seed: int | None = None) -> Path:
         """Where training checkpoints of ``name`` go (git-ignored; emptied first under ``retrain``)."""
@@ -117,11 +135,17 @@ def check_parameters(paper: str, profile: str = "quick", seed: int = 0, device: 
 
 
 def start(paper: str, profile: str = "quick", seed: int = 0, device: str = "auto", retrain: bool = False, *,
-          progress: bool = False) -> Experiment:
-    """First cell of every chapter: validate the parameters, seed torch, pick the device."""
+          progress: bool = False, load_only: bool = False) -> Experiment:
+    """First cell of every chapter: validate the parameters, seed torch, pick the device.
+
+    ``load_only=True`` never computes: a result missing from the store raises :class:`MissingResult`.
+    """
     prof = check_parameters(paper, profile, seed, device, retrain)
+    if load_only and retrain:
+        raise ValueError("load_only and retrain exclude each other")
     torch.manual_seed(seed)
-    return Experiment(paper, prof, seed=seed, device=resolve_device(device), retrain=retrain, progress=progress)
+    return Experiment(paper, prof, seed=seed, device=resolve_device(device), retrain=retrain, progress=progress,
+                      load_only=load_only)
 
 
 # --- steps -----------------------------------------------------------------------------------

@@ -158,6 +158,24 @@ def verdict_matrix(cards: Sequence[Mapping[str, Any]] | None = None, *, profiles
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
+def verdict_box(notebook: str, rows: Sequence[Mapping[str, Any]], profile: str) -> str:
+    """The box a chapter opens with: its headline claim and verdict, the tally of all its claims,
+    and the scale they were measured at (HTML admonition, from this run's scorecard rows)."""
+    card = {"targets": list(rows)}
+    row = headline(notebook, card)
+    counts = {v: sum(t["verdict"] == v for t in rows) for v in store.VERDICTS}
+    tally = " ".join(f"{verdict_badge(v)}&nbsp;{n}" for v, n in counts.items() if n)
+    scale = {"smoke": "the <code>smoke</code> profile: tiny data that only exercises the code; these verdicts "
+                      "mean nothing",
+             "quick": "the <code>quick</code> profile: the paper's models and attacks at reduced scale",
+             "paper": "the <code>paper</code> profile: the paper's own settings"}[profile]
+    return ('<div class="admonition verdict-box"><p class="admonition-title">Verdict</p>'
+            f"<p><strong>{html.escape(row['claim'])}</strong> (paper: {html.escape(row['paper'])}): "
+            f"{verdict_badge(row['verdict'])}<br>ours: {html.escape(row['ours'])}</p>"
+            f"<p>All {len(rows)} claims: {tally} &mdash; measured at {scale}; the scorecard at the end of "
+            "this chapter has every claim with its criterion.</p></div>")
+
+
 def scale_note(cards: Sequence[Mapping[str, Any]] | None = None) -> str:
     """Which scale the verdicts rest on: the chapters with a ``paper`` scorecard, and those without."""
     from . import papers

@@ -128,3 +128,14 @@ def test_claims_core_rejects_bad_rules():
         claims.scorecard([t_1, t_1], {"attack": 0.9})
     assert [claims.grade(True), claims.grade(False, True), claims.grade(False)] == [
         "reproduced", "partly", "not reproduced"]
+
+
+def test_load_only_loads_what_is_stored_and_names_what_is_not(tmp_store):
+    _exp().cached("thing", Key(2), lambda: {"v": 1})
+    frozen = _exp(load_only=True)
+    assert frozen.cached("thing", Key(2), lambda: {"v": 2})["v"] == 1
+    with pytest.raises(experiment.MissingResult, match=r"thing-\w+\.json is not in the store.*compute baselines"):
+        frozen.cached("thing", Key(3), lambda: {"v": 3})
+    assert not list(tmp_store.rglob("thing-*")) or len(list(tmp_store.rglob("thing-*.json"))) == 1
+    with pytest.raises(ValueError, match="exclude"):
+        experiment.start("baselines", "smoke", load_only=True, retrain=True)
