@@ -2,8 +2,10 @@
 
   fetch                      MNIST (sha256-checked) and the vendored MathJax
   run NOTEBOOK --profile P   execute one notebook with papermill (-p key value for parameters)
-  compute PAPER --profile P  compute (or load) every stored result of a chapter headless, write its
-                             scorecard (--device D, --seed S, --retrain, --step NAME)
+  compute [PAPER ...] --profile P
+                             compute (or load) every stored result of the chapters (default: all six)
+                             as Ray tasks, write their scorecards (--address ADDR, --device D, --seed S;
+                             --sequential: in this process, without Ray, with --retrain, --step NAME)
   book --profile P           execute every notebook at P and build the site into _build/html
   verify                     check MNIST hashes and data/artifacts/MANIFEST
   manifest                   rebuild data/artifacts/MANIFEST from the files
@@ -53,17 +55,37 @@ def _run(args: argparse.Namespace) -> int:
 def _compute(args: argparse.Namespace) -> int:
     from . import experiment, papers
 
+    names = args.paper or list(papers.NAMES)
+    for name in names:  # a bad name or value fails before Ray starts or anything runs
+        experiment.check_parameters(name, args.profile, args.seed, args.device, args.retrain)
+    if not args.sequential:
+        if args.retrain or args.step:
+            raise ValueError("--retrain and --step run in this process: add --sequential")
+        from . import runner
+
+        report = runner.run(names, args.profile, address=args.address, seed=args.seed, device=args.device)
+        print(report.summary())
+        return 0 if report.ok else 1
+    if args.step and len(names) != 1:
+        raise ValueError(f"--step needs exactly one paper, got {len(names)}")
+    for name in names:
+        _compute_sequential(name, args)
+    return 0
+
+
+def _compute_sequential(name: str, args: argparse.Namespace) -> None:
+    from . import experiment, papers
+
     start = time.perf_counter()
-    exp = experiment.start(args.paper, args.profile, args.seed, args.device, args.retrain, progress=True)
+    exp = experiment.start(name, args.profile, args.seed, args.device, args.retrain, progress=True)
     results = papers.compute(exp, only=args.step or None)
     if args.step:
-        print(f"{args.paper} at profile={args.profile}: steps {', '.join(args.step)} stored")
+        print(f"{name} at profile={args.profile}: steps {', '.join(args.step)} stored")
     else:
         rows = papers.write_scorecard(exp, results)
         counts = {v: sum(r["verdict"] == v for r in rows) for v in dict.fromkeys(r["verdict"] for r in rows)}
-        print(f"{args.paper} at profile={args.profile}: scorecard " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+        print(f"{name} at profile={args.profile}: scorecard " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     print(f"done in {time.perf_counter() - start:.0f} s")
-    return 0
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -210,13 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--verbose", action="store_true", help="stream the notebook's output")
     r.set_defaults(func=_run)
 
-    c = sub.add_parser("compute", help="compute a chapter's results headless and write its scorecard")
-    c.add_argument("paper", help="one of: baselines, rbfi, dam, abs, bang, mfbm")
+    c = sub.add_parser("compute", help="compute chapters' results headless (Ray) and write their scorecards")
+    c.add_argument("paper", nargs="*", help="any of: baselines, rbfi, dam, abs, bang, mfbm (default: all)")
     c.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     c.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--retrain", action="store_true", help="recompute instead of loading stored results")
-    c.add_argument("--step", action="append", default=[], help="only this step (repeatable)")
+    c.add_argument("--address", help="an existing Ray cluster (default: start a local Ray on this machine)")
+    c.add_argument("--sequential", action="store_true", help="run the steps in order in this process, without Ray")
+    c.add_argument("--retrain", action="store_true", help="with --sequential: recompute instead of loading")
+    c.add_argument("--step", action="append", default=[], help="with --sequential: only this step (repeatable)")
     c.set_defaults(func=_compute)
 
     b = sub.add_parser("book", help="execute every notebook and build the site")

@@ -39,7 +39,7 @@ def test_notebook_runs_at_smoke(page):
     import sys
 
     stored = sorted(store.artifact_dir(name, "smoke").iterdir())
-    done = subprocess.run([sys.executable, "-m", "robustlib", "compute", name, "--profile", "smoke"],
+    done = subprocess.run([sys.executable, "-m", "robustlib", "compute", name, "--profile", "smoke", "--sequential"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     again = json.loads(store.scorecard_path(name, "smoke").read_text())
