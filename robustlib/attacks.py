@@ -73,7 +73,7 @@ def _loss(name: str | Callable) -> Callable[[torch.Tensor, torch.Tensor], torch.
     raise ValueError(f"unknown loss {name!r}; valid: 'ce', 'margin' or a callable(logits, y) -> (N,)")
 
 
-def _grad(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss) -> torch.Tensor:
+def loss_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss) -> torch.Tensor:
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         value = loss(model(x), y).sum()
@@ -82,11 +82,12 @@ def _grad(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss) -> tor
 
 
 @torch.no_grad()
-def _fooled(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def misclassified(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per image: does ``model`` misclassify it? (N,) bool"""
     return model(x).argmax(1) != y
 
 
-def _as_eps(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def as_eps(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Scalar or per-image epsilon -> shape (N, 1, 1, ...) broadcastable against x."""
     e = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
     if e.ndim == 0:
@@ -98,16 +99,16 @@ def _as_eps(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def ifgsm(model, x, y, eps, *, steps: int = 10, loss="ce", grad_model=None) -> torch.Tensor:
     """Iterative FGSM: ``steps`` signed steps of eps/steps, clipped to [0,1] (stays in the ball)."""
-    e = _as_eps(eps, x)
+    e = as_eps(eps, x)
     gm, lf = grad_model or model, _loss(loss)
     adv = x.clone()
     for _ in range(steps):
-        adv = (adv + e / steps * _grad(gm, adv, y, lf).sign()).clamp(0, 1)
+        adv = (adv + e / steps * loss_gradient(gm, adv, y, lf).sign()).clamp(0, 1)
         adv = torch.min(torch.max(adv, x - e), x + e)
     return adv.detach()
 
 
-def _project(delta: torch.Tensor, x: torch.Tensor, e: torch.Tensor, norm: str) -> torch.Tensor:
+def project(delta: torch.Tensor, x: torch.Tensor, e: torch.Tensor, norm: str) -> torch.Tensor:
     if norm == "linf":
         delta = torch.max(torch.min(delta, e), -e)
     else:
@@ -133,14 +134,14 @@ def pgd_torch(model, x, y, eps, *, norm: str = "linf", steps: int = 40, step_siz
     ``grad_model`` the success check reuses the logits of the gradient pass (one forward per step).
     """
     check_norm(norm)
-    e = _as_eps(eps, x)
+    e = as_eps(eps, x)
     alpha = e * (2.5 / steps) if step_size is None else torch.full_like(e, step_size)
     lf = _loss(loss)
     best = x.clone()
-    done = _fooled(model, x, y)
+    done = misclassified(model, x, y)
 
     def record(point: torch.Tensor, logits: torch.Tensor | None) -> None:
-        fooled = (logits.argmax(1) != y) if logits is not None else _fooled(model, point, y)
+        fooled = (logits.argmax(1) != y) if logits is not None else misclassified(model, point, y)
         hit = fooled & ~done
         best[hit] = point[hit]
         done.logical_or_(hit)
@@ -153,7 +154,7 @@ def pgd_torch(model, x, y, eps, *, norm: str = "linf", steps: int = 40, step_siz
                 r = torch.randn_like(x)
                 r = r / r.flatten(1).norm(dim=1).reshape(e.shape).clamp_min(1e-12)
                 delta = r * e * torch.rand(len(x), *([1] * (x.ndim - 1)), device=x.device)
-            delta = _project(delta, x, e, norm)
+            delta = project(delta, x, e, norm)
         else:
             delta = torch.zeros_like(x)
         for _ in range(steps):
@@ -162,7 +163,7 @@ def pgd_torch(model, x, y, eps, *, norm: str = "linf", steps: int = 40, step_siz
                 logits, g = _logits_and_grad(model, point, y, lf)
                 record(point, logits)  # the iterate reached by the previous step
             else:
-                g = _grad(grad_model, point, y, lf)
+                g = loss_gradient(grad_model, point, y, lf)
                 record(point, None)
             if done.all():
                 return best
@@ -170,7 +171,7 @@ def pgd_torch(model, x, y, eps, *, norm: str = "linf", steps: int = 40, step_siz
                 step = g.sign()
             else:
                 step = g / g.flatten(1).norm(dim=1).reshape(e.shape).clamp_min(1e-12)
-            delta = _project(delta + alpha * step, x, e, norm).detach()
+            delta = project(delta + alpha * step, x, e, norm).detach()
         record(x + delta, None)  # the last iterate
         best[~done] = (x + delta)[~done]
     return best
@@ -180,14 +181,14 @@ def madry_pgd(model, x, y, eps: float, *, steps: int, step_size: float | None = 
     """Madry et al.'s training adversary (the one used for adversarial training everywhere):
     random start in the L-inf ball, ``steps`` signed-gradient ascent steps of ``step_size``
     (default 2.5 * eps / steps), the *last* iterate (not the first success). Runs in eval mode."""
-    e = _as_eps(eps, x)
+    e = as_eps(eps, x)
     alpha = 2.5 * eps / steps if step_size is None else step_size
     lf = _loss(loss)
     with _EvalMode(model):
-        delta = _project((torch.rand_like(x) * 2 - 1) * e, x, e, "linf")
+        delta = project((torch.rand_like(x) * 2 - 1) * e, x, e, "linf")
         for _ in range(steps):
-            g = _grad(model, x + delta, y, lf)
-            delta = _project(delta + alpha * g.sign(), x, e, "linf").detach()
+            g = loss_gradient(model, x + delta, y, lf)
+            delta = project(delta + alpha * g.sign(), x, e, "linf").detach()
     return (x + delta).detach()
 
 
@@ -220,7 +221,7 @@ def _line_search(model, x, y, d, ts: torch.Tensor, bisect: int) -> tuple[torch.T
         todo = torch.isinf(hi)
         if not todo.any():
             break
-        fooled = _fooled(model, (x[todo] + t * d[todo]).clamp(0, 1), y[todo])
+        fooled = misclassified(model, (x[todo] + t * d[todo]).clamp(0, 1), y[todo])
         idx = torch.nonzero(todo).flatten()
         hi[idx[fooled]] = t
         lo[idx[~fooled]] = t
@@ -230,7 +231,7 @@ def _line_search(model, x, y, d, ts: torch.Tensor, bisect: int) -> tuple[torch.T
             break
         mid = (lo + hi) / 2
         f = found.clone()
-        fooled = _fooled(model, (x[f] + mid[f].reshape(shape) * d[f]).clamp(0, 1), y[f])
+        fooled = misclassified(model, (x[f] + mid[f].reshape(shape) * d[f]).clamp(0, 1), y[f])
         idx = torch.nonzero(f).flatten()
         hi[idx[fooled]] = mid[idx[fooled]]
         lo[idx[~fooled]] = mid[idx[~fooled]]
@@ -256,7 +257,7 @@ def transfer(model, x, y, eps=None, *, source: torch.nn.Module, norm: str = "l2"
         if source_attack == "pgd_torch":
             x_src = pgd_torch(source, x, y, src_eps, norm=norm, steps=steps, loss="ce")
         elif source_attack == "fgsm":
-            x_src = (x + src_eps * _grad(source, x, y, _loss("ce")).sign()).clamp(0, 1)
+            x_src = (x + src_eps * loss_gradient(source, x, y, _loss("ce")).sign()).clamp(0, 1)
         else:
             raise ValueError(f"unknown source_attack {source_attack!r}; valid: 'pgd_torch', 'fgsm'")
     finally:
@@ -287,7 +288,7 @@ def _fb_fixed(make: Callable[..., Any]) -> Callable[..., torch.Tensor]:
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for _ in range(restarts):
             _, clipped, _ = attack(fmodel, x, fb.criteria.Misclassification(y), epsilons=float(eps))
-            hit = _fooled(model, clipped, y) & ~done
+            hit = misclassified(model, clipped, y) & ~done
             best[hit] = clipped[hit]
             done |= hit
             if done.all():
@@ -304,7 +305,7 @@ def _starting_points(model, x, y) -> tuple[torch.Tensor, torch.Tensor]:
     then, for images noise cannot flip, the nearest other image of the batch that the model
     assigns to another class (the usual start of decision-based attacks)."""
     start = gaussian_noise(model, x, y, draws=2)
-    found = _fooled(model, start, y)
+    found = misclassified(model, start, y)
     if not found.all():
         with torch.no_grad():
             pred = model(x).argmax(1)
@@ -313,7 +314,7 @@ def _starting_points(model, x, y) -> tuple[torch.Tensor, torch.Tensor]:
         nearest = d.argmin(1)
         usable = ~found & torch.isfinite(d.min(1).values)
         start[usable] = x[nearest[usable]]
-        found = _fooled(model, start, y)
+        found = misclassified(model, start, y)
     # Walk each start back toward its image: bisection on the blend x + t (start - x), t in [0, 1],
     # so the attack begins next to the decision boundary rather than deep in noise.
     lo = torch.zeros(len(x), device=x.device, dtype=x.dtype)
@@ -321,7 +322,7 @@ def _starting_points(model, x, y) -> tuple[torch.Tensor, torch.Tensor]:
     shape = (-1, *([1] * (x.ndim - 1)))
     for _ in range(12):
         mid = (lo + hi) / 2
-        fooled = _fooled(model, x + mid.reshape(shape) * (start - x), y)
+        fooled = misclassified(model, x + mid.reshape(shape) * (start - x), y)
         hi = torch.where(fooled, mid, hi)
         lo = torch.where(fooled, lo, mid)
     blended = x + hi.reshape(shape) * (start - x)
@@ -619,7 +620,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack
     advs = torch.empty(len(eps), *x.shape, dtype=x.dtype) if keep_adversarials else None
     model.to(device)
     with _EvalMode(model, kwargs.get("grad_model")):
-        clean = torch.cat([~_fooled(model, x[s].to(device), y[s].to(device)).cpu() for s in _batches(len(x), batch_size)])
+        clean = torch.cat([~misclassified(model, x[s].to(device), y[s].to(device)).cpu() for s in _batches(len(x), batch_size)])
         fooled = ~clean
         last_adv = x.clone()
         for rank, i in enumerate(order):
@@ -632,7 +633,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack
                     xb, yb = x[idx].to(device), y[idx].to(device)
                     torch.manual_seed(seed * 100_003 + rank * 1_009 + b)
                     xa = info.run(model, xb, yb, e, **kwargs).detach()
-                    ok = _fooled(model, xa, yb) & (distance(xa, xb, norm).to(device) <= e + TOL)
+                    ok = misclassified(model, xa, yb) & (distance(xa, xb, norm).to(device) <= e + TOL)
                     ok &= (xa.flatten(1).amin(1) >= 0) & (xa.flatten(1).amax(1) <= 1)
                     ok = ok.cpu()
                     hit_now[idx[ok]] = True
@@ -685,13 +686,13 @@ def min_distance(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, at
             kwargs["source"].to(device)
         for b, s in enumerate(_batches(len(x), batch_size)):
             xb, yb = x[s].to(device), y[s].to(device)
-            clean_wrong = _fooled(model, xb, yb).cpu()
+            clean_wrong = misclassified(model, xb, yb).cpu()
             todo = torch.nonzero(~clean_wrong).flatten()
             dist[s][clean_wrong] = 0.0
             if len(todo):
                 torch.manual_seed(seed * 100_003 + b)
                 xa = info.run(model, xb[todo], yb[todo], None, **kwargs).detach()
-                ok = (_fooled(model, xa, yb[todo]) & (xa.flatten(1).amin(1) >= 0) & (xa.flatten(1).amax(1) <= 1)).cpu()
+                ok = (misclassified(model, xa, yb[todo]) & (xa.flatten(1).amin(1) >= 0) & (xa.flatten(1).amax(1) <= 1)).cpu()
                 d = distance(xa.cpu(), xb[todo].cpu(), norm)
                 sel = s.start + todo[ok]
                 dist[sel] = d[ok]

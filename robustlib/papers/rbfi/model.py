@@ -397,17 +397,6 @@ def train(
 # independently, the paper's protocol), which re-checks each adversarial itself.
 
 
-def _per_image(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Scalar or per-image epsilon -> shape (N, 1, 1, 1), broadcastable against x."""
-    e = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
-    return (e.expand(len(x)) if e.ndim == 0 else e).reshape(-1, *([1] * (x.ndim - 1)))
-
-
-@torch.no_grad()
-def _fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return model(x).argmax(1) != y
-
-
 def pgd_box(x: torch.Tensor, eps: torch.Tensor, buggy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds (lower, upper) of delta: [-min(x, eps), min(1 - x, eps)]; ``buggy``: the reference
     code's [+min(x, eps), min(1 - x, eps)]."""
@@ -427,11 +416,11 @@ def pgd_adadelta(
     after every step; per image the first iterate that fools ``model`` (else the last).
     ``loss`` (per image) defaults to the network's training loss J; ``grad_model`` (e.g.
     ``WithGradMode(net, "pseudo")``) supplies the gradient, ``model`` judges success."""
-    e = _per_image(eps, x)
+    e = attacks.as_eps(eps, x)
     lf = loss or loss_per_image(kind_of(model))
     gm = grad_model or model
     best = x.clone()
-    done = _fooled(model, x, y)
+    done = attacks.misclassified(model, x, y)
     for _ in range(restarts):
         delta = clip_delta((torch.rand_like(x) * 2 - 1) * e, x, e, buggy).requires_grad_(True)
         opt = torch.optim.Adadelta([delta], lr=1.0, rho=0.9, eps=1e-6)
@@ -443,7 +432,7 @@ def pgd_adadelta(
             with torch.no_grad():
                 delta.copy_(clip_delta(delta, x, e, buggy))
                 xa = x + delta
-                hit = _fooled(model, xa, y) & ~done
+                hit = attacks.misclassified(model, xa, y) & ~done
                 best[hit] = xa[hit]
                 done |= hit
             if done.all():
@@ -464,13 +453,13 @@ def reference_pgd(model, x, y, eps, *, steps: int = 100, restarts: int = 1, loss
 
 def uniform_noise(model, x, y, eps, *, repeats: int = 1) -> torch.Tensor:
     """Eq. (14): x' = (1 - eps) x + eps r, r ~ U[0, 1]^n (one draw per image in the paper)."""
-    e = _per_image(eps, x)
+    e = attacks.as_eps(eps, x)
     out = x.clone()
     todo = torch.ones(len(x), dtype=torch.bool, device=x.device)
     for _ in range(repeats):
         xn = ((1 - e) * x + e * torch.rand_like(x)).clamp(0, 1)
         out[todo] = xn[todo]
-        todo &= ~_fooled(model, xn, y)
+        todo &= ~attacks.misclassified(model, xn, y)
     return out
 
 
