@@ -1,6 +1,7 @@
-"""Tests for robustlib.models.abs (spec abs.md §10): shapes, latent bank, best-of-samples,
+"""Tests for robustlib.papers.abs: shapes, latent bank, best-of-samples,
 batched Adam vs a per-image reference loop, the envelope gradient, modified softmax, binary ABS,
-Latent Descent, the lower bound, distal adversarials and the baselines."""
+Latent Descent, the lower bound, distal adversarials, the baselines, the paper's attacks in the
+attack registry, and the steps with their keys."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import torch.nn as nn
 
 from robustlib.papers.abs import model as A
 
-
 # --- fixtures ----------------------------------------------------------------------------------
+
 
 def _random_vaes(seed: int = 0) -> A.ClassVAEs:
     """Untrained ClassVAEs with non-trivial BatchNorm statistics (so folding is really tested)."""
@@ -58,6 +59,7 @@ class TemplateDecoder(nn.Module):
 
 # --- 1. architecture ---------------------------------------------------------------------------
 
+
 def test_encoder_decoder_shapes_and_range(vaes):
     x = torch.rand(3, 10, 28, 28)
     mu, logvar = vaes.encode(x)
@@ -69,7 +71,7 @@ def test_encoder_decoder_shapes_and_range(vaes):
     out = vaes.decode(torch.randn(3, 10, 8) * 3)
     assert out.shape == (3, 10, 28, 28)
     assert out.min() > 0 and out.max() < 1
-    # the paper's last decoder kernel 3 would give 27 x 27 (ambiguity A1; the code's 4 gives 28)
+    # the paper's last decoder kernel 3 would give 27 x 27 (the authors' code uses 4, giving 28)
     assert A.ClassVAEs(last_kernel=3).eval().decode(torch.zeros(1, 10, 8)).shape == (1, 10, 27, 27)
 
 
@@ -114,8 +116,10 @@ def test_vae_loss_and_kl_annealing():
     mu, logvar = torch.randn(2, 10, 8), torch.randn(2, 10, 8) * 0.1
     total, r, kl = A.vae_loss(x, rec, mu, logvar, beta=3.0)
     r_ref = sum(((x[b, c] - rec[b, c]) ** 2).sum() for b in range(2) for c in range(10)) / 2
-    kl_ref = sum(0.5 * (mu[b, c] ** 2 + logvar[b, c].exp() - 1 - logvar[b, c]).sum()
-                 for b in range(2) for c in range(10)) / 2
+    kl_ref = (
+        sum(0.5 * (mu[b, c] ** 2 + logvar[b, c].exp() - 1 - logvar[b, c]).sum() for b in range(2) for c in range(10))
+        / 2
+    )
     assert torch.allclose(r, r_ref) and torch.allclose(kl, kl_ref, rtol=1e-5)
     assert torch.allclose(total, r_ref + 3.0 * kl_ref, rtol=1e-5)
     assert A.kl_weight(0, 100, 50) == 10.0
@@ -142,6 +146,7 @@ def test_class_rows_hold_one_class_per_channel():
 
 # --- 2. inference ------------------------------------------------------------------------------
 
+
 def test_latent_bank_keeps_highest_density_draws():
     bank = A.latent_bank(8000, 8, seed=3)
     assert bank.shape == (8000, 8)
@@ -166,7 +171,7 @@ def test_best_sample_is_the_true_minimum(vaes, images):
         brute = ((x[:, None] - g[None]).square().sum(2) + 0.5 * model.bank_z.double().square().sum(1)) / 784
         assert torch.allclose(loss[:, c].double(), brute.min(1).values, rtol=1e-5)
         # the chosen sample attains the minimum (ties within float32 rounding allowed)
-        chosen = brute.gather(1, idx[:, c:c + 1]).squeeze(1)
+        chosen = brute.gather(1, idx[:, c : c + 1]).squeeze(1)
         assert torch.allclose(chosen, brute.min(1).values, rtol=1e-5)
 
 
@@ -221,9 +226,11 @@ def test_envelope_gradient_matches_closed_form():
     x = (torch.rand(2, 1, 28, 28, generator=g) * 0.5).requires_grad_(True)
     scores = model(x)
     c = 4
-    grad, = torch.autograd.grad(scores[:, c].sum(), x)
+    (grad,) = torch.autograd.grad(scores[:, c].sum(), x)
     Am = dec.A[c].double()  # (784, 2)
-    M = torch.eye(784, dtype=torch.float64) - Am @ torch.linalg.solve(Am.T @ Am + 0.5 * torch.eye(2, dtype=torch.float64), Am.T)
+    M = torch.eye(784, dtype=torch.float64) - Am @ torch.linalg.solve(
+        Am.T @ Am + 0.5 * torch.eye(2, dtype=torch.float64), Am.T
+    )
     r = x.detach().flatten(1).double() - means[c].double()
     exact_grad = -(2 / 784) * r @ M
     exact_score = -(r @ M * r).sum(1) / 784
@@ -248,7 +255,7 @@ def test_modified_softmax():
     p = A.modified_softmax(s)
     assert torch.allclose(p.sum(1), torch.ones(5))
     assert A.ALPHA == 440 and A.ETA == 0.000039
-    ref = (torch.exp(440 * s.double()) + 0.000039)
+    ref = torch.exp(440 * s.double()) + 0.000039
     assert torch.allclose(p.double(), ref / ref.sum(1, keepdim=True), atol=1e-6)
     far = torch.full((2, 10), -1e4)  # no class explains x: eta dominates -> uniform
     assert torch.allclose(A.modified_softmax(far), torch.full((2, 10), 0.1))
@@ -282,11 +289,12 @@ def test_binarize_straight_through_gradient():
     x = torch.tensor([0.2, 0.6], requires_grad=True)
     b = A.binarize_st(x)
     assert b.tolist() == [0.0, 1.0]
-    g, = torch.autograd.grad((b * torch.tensor([3.0, 5.0])).sum(), x)
+    (g,) = torch.autograd.grad((b * torch.tensor([3.0, 5.0])).sum(), x)
     assert g.tolist() == [3.0, 5.0]
 
 
 # --- 3. Latent Descent, lower bound, distal ----------------------------------------------------
+
 
 def _template_problem(seed: int = 0):
     """Ten class templates = the mean training image of each digit; test images these
@@ -310,7 +318,7 @@ def test_latent_descent_returns_adversarials_and_brackets_t():
     assert (model(adv).argmax(1) != y).all()
     assert ((adv >= 0) & (adv <= 1)).all()
     spacing = 1 / (n_coarse - 1)
-    assert (t_lo < t).all() and (t - t_lo <= spacing / 2 ** n_bisect + 1e-6).all()
+    assert (t_lo < t).all() and (t - t_lo <= spacing / 2**n_bisect + 1e-6).all()
     # with fixed templates the best other reconstruction never changes: the clean end is clean
     scores = model(x)
     other = scores.masked_fill(torch.nn.functional.one_hot(y, 10).bool(), -math.inf).argmax(1)
@@ -343,8 +351,11 @@ def test_lower_bound_hand_computation():
     assert (eps.double() <= ((r - r_y) / 2).masked_fill(onehot, math.inf).amin(1) + 1e-6).all()
     assert (eps > 0).all()  # correctly classified and r_c > r_y for all c
     m_y = means[y]
-    true = ((r.square() - r_y.square()) / (2 * (means[None] - m_y[:, None]).double().norm(dim=2))).masked_fill(
-        onehot, math.inf).amin(1)
+    true = (
+        ((r.square() - r_y.square()) / (2 * (means[None] - m_y[:, None]).double().norm(dim=2)))
+        .masked_fill(onehot, math.inf)
+        .amin(1)
+    )
     assert (eps.double() <= true + 1e-6).all()
     with pytest.raises(ValueError, match="plain ABS"):
         A.lower_bound(model.variant(binary=True), x, y)
@@ -369,6 +380,7 @@ def test_distal_stops_at_threshold():
 
 # --- 4. baselines --------------------------------------------------------------------------------
 
+
 def test_cnn_architectures_and_binary_view():
     cnn = A.CNN().eval()
     assert cnn(torch.rand(2, 1, 28, 28)).shape == (2, 10)
@@ -382,66 +394,132 @@ def test_cnn_architectures_and_binary_view():
     assert torch.allclose(b(x), cnn((x >= 0.5).float()))
 
 
-def test_madry_training_adversary_stays_in_ball():
+def test_madry_training_uses_the_library_adversary_with_a_ramped_eps():
+    """The Madry CNN's training step takes its adversarials from ``attacks.madry_pgd`` (the one
+    Madry adversary): inside the eps-ball and the box, BatchNorm in eval mode while attacking,
+    the model's mode restored; eps ramps linearly from 0 to 0.3 over ``ramp_iters`` iterations."""
+    from types import SimpleNamespace
+
+    from robustlib.attacks import madry_pgd
+
     torch.manual_seed(0)
     cnn = A.CNN().train()
     x = torch.rand(5, 1, 28, 28)
     y = torch.arange(5)
-    xa = A.pgd_linf_train_batch(cnn, x, y, 0.3, 3, 0.1)
-    assert ((xa - x).abs().max() <= 0.3 + 1e-6) and xa.min() >= 0 and xa.max() <= 1
+    xa = madry_pgd(cnn, x, y, 0.3, steps=3, step_size=0.1)
+    assert (xa - x).abs().max() <= 0.3 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
     assert cnn.training  # mode restored
+    step = A.madry_step(0.3, 2, ramp_iters=10)
+    opt = torch.optim.SGD(cnn.parameters(), lr=0.0)
+    assert step(cnn, SimpleNamespace(x=x, y=y, iteration=4), opt)["eps"] == pytest.approx(0.15)
+    assert step(cnn, SimpleNamespace(x=x, y=y, iteration=50), opt)["eps"] == pytest.approx(0.3)
 
 
-# --- 5. scorecard logic (verdicts computed from numbers) ---------------------------------------
-
-def _fake_results(l2_abs: float, noise_abs: float):
-    from robustlib.attacks import DistanceResult
-    from robustlib.papers.abs import experiments as X
-
-    def dr(label, norm, med):  # 8 images at the median, 2 at half of it
-        d = torch.full((10,), float(med), dtype=torch.float64)
-        d[:2] = med / 2
-        return DistanceResult(label, norm, d, torch.zeros(10, 1, 28, 28))
-
-    results = {}
-    for name in X.MODELS:
-        l2 = l2_abs if name == "ABS" else X.PAPER[name]["l2"][0]
-        per = {"PGD (L2)": dr("PGD (L2)", "l2", l2), "Gaussian noise": dr("Gaussian noise", "l2", noise_abs),
-               "PGD (L∞)": dr("PGD (L∞)", "linf", X.PAPER[name]["linf"][0])}
-        if name in X.ABS_MODELS:
-            per["Latent Descent"] = dr("Latent Descent", "l2", l2 + 0.1)
-        else:
-            per["Pointwise"] = dr("Pointwise", "l0", X.PAPER[name]["l0"][0])
-        results[name] = per
-    return results
+# --- 5. the paper's attacks in the one registry ------------------------------------------------
 
 
-def test_scorecard_verdicts_follow_the_numbers():
-    from robustlib import profiles
-    from robustlib.papers.abs import experiments as X
+def test_latent_descent_runs_through_the_attack_driver():
+    from robustlib import attacks
+    from robustlib.papers.abs import attacks as abs_attacks
 
-    clean = {"accuracy": {k: 0.99 for k in X.MODELS}, "n": {k: 100 for k in X.MODELS},
-             "abs_confidence": torch.full((100,), 0.9)}
-    distal = {"target": torch.arange(10), "CNN": {"noise_confidence": torch.full((10,), 0.9),
-                                                  "success": torch.ones(10, dtype=torch.bool)},
-              "ABS": {"noise_confidence": torch.full((10,), 0.1), "success": torch.zeros(10, dtype=torch.bool)}}
-    bound = {"epsilon": torch.full((10,), 0.5)}
-    quick = profiles.get("abs", "quick")
-    good = _fake_results(l2_abs=2.24, noise_abs=10.9)
-    rows = X.scorecard_targets(quick, clean, good, X.combined(good), distal, bound)
-    assert [r["id"] for r in rows] == [f"ABS-{i}" for i in range(1, 11)]
-    v = {r["id"]: r["verdict"] for r in rows}
-    assert v["ABS-1"] == v["ABS-2"] == v["ABS-3"] == v["ABS-7"] == v["ABS-10"] == "reproduced"
-    assert v["ABS-5"] == v["ABS-8"] == v["ABS-9"] == "not run"
-    # ABS no more robust than the CNN and Gaussian noise below Latent Descent: not reproduced
-    bad = _fake_results(l2_abs=1.0, noise_abs=0.5)
-    v = {r["id"]: r["verdict"] for r in X.scorecard_targets(quick, clean, bad, X.combined(bad), distal, bound)}
-    assert v["ABS-2"] == "not reproduced" and v["ABS-3"] == "not reproduced"
-    # paper profile: within tolerance -> reproduced; the bound above a found adversarial -> not
-    paper = profiles.get("abs", "paper")
-    v = {r["id"]: r["verdict"] for r in X.scorecard_targets(paper, clean, good, X.combined(good), distal, bound)}
-    assert v["ABS-2"] == "reproduced" and v["ABS-8"] == "reproduced" and v["ABS-9"] == "reproduced"
-    assert v["ABS-5"] == "not run"
-    big = {"epsilon": torch.full((10,), 5.0)}
-    v = {r["id"]: r["verdict"] for r in X.scorecard_targets(paper, clean, good, X.combined(good), distal, big)}
-    assert v["ABS-9"] == "not reproduced"
+    model, _, x, y = _template_problem()
+    assert attacks.get_attack("latent_descent") is abs_attacks.LATENT_DESCENT
+    assert abs_attacks.LATENT_DESCENT.minimal and abs_attacks.LATENT_DESCENT.norm == "l2"
+    res = attacks.min_distance(model, x, y, attack="latent_descent", n_coarse=11, n_bisect=5)
+    adv, t, _ = A.latent_descent(model, x, y, n_coarse=11, n_bisect=5)
+    assert torch.allclose(res.distances, (adv - x).flatten(1).norm(dim=1).double(), atol=1e-5)
+    assert torch.isfinite(res.distances).all() and (res.distances > 0).all()
+    with pytest.raises(TypeError, match="unknown option.*steps.*valid: n_coarse, n_bisect"):
+        attacks.min_distance(model, x, y, attack="latent_descent", steps=3)
+    with pytest.raises(ValueError, match="needs an ABS model"):
+        A.latent_descent_attack(A.CNN().eval(), x, y)
+
+
+def test_boundary_and_pointwise_start_from_another_attack():
+    """``boundary_from`` / ``pointwise_from``: foolbox's Boundary and Pointwise attacks started from
+    a registered minimal attack's adversarials; they only shrink them (never larger), options of
+    the start are checked, and the start must be a minimal attack."""
+    from robustlib import attacks
+
+    model, _, x, y = _template_problem()
+    x, y = x[:2], y[:2]
+    descent = {"n_coarse": 6, "n_bisect": 2}
+    start = attacks.min_distance(model, x, y, attack="latent_descent", **descent)
+    torch.manual_seed(0)
+    res = attacks.min_distance(
+        model, x, y, attack="boundary_from", steps=3, start="latent_descent", start_options=descent
+    )
+    assert torch.isfinite(res.distances).all() and (res.distances <= start.distances + 1e-5).all()
+    # Pointwise from salt-and-pepper on a cheap linear model (labels: its own predictions)
+    torch.manual_seed(0)
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
+    xs = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        ys = linear(xs).argmax(1)
+    noise = {"steps": 50}
+    torch.manual_seed(1)
+    sp = attacks.min_distance(linear, xs, ys, attack="salt_pepper", **noise)
+    torch.manual_seed(1)
+    l0 = attacks.min_distance(linear, xs, ys, attack="pointwise_from", start="salt_pepper", start_options=noise)
+    assert l0.norm == "l0" and torch.isfinite(l0.distances).all() and (l0.distances <= sp.distances).all()
+    with pytest.raises(TypeError, match="unknown option"):
+        attacks.min_distance(model, x, y, attack="boundary_from", start_options={"nope": 1})
+    with pytest.raises(ValueError, match="must be a minimal attack"):
+        attacks.min_distance(linear, xs, ys, attack="pointwise_from", start="pgd_torch")
+
+
+def test_a_start_that_is_not_adversarial_leaves_the_image_unchanged():
+    from robustlib.papers.abs import attacks as abs_attacks
+
+    model, _, x, y = _template_problem()
+    # Latent Descent with a single coarse point (t = 0 only) finds nothing: no start, no change
+    out = abs_attacks.pointwise_from(
+        model, x[:2], y[:2], start="latent_descent", start_options={"n_coarse": 1, "n_bisect": 0}
+    )
+    assert torch.equal(out, x[:2])
+
+
+# --- 6. the steps and their keys ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+def test_the_steps_are_a_valid_schedule(name):
+    from robustlib import experiment
+    from robustlib.papers.abs import experiments as E
+    from robustlib.papers.abs.profile import PROFILES
+
+    steps = E.steps(PROFILES[name])
+    experiment.check_steps(steps)
+    names = [s.name for s in steps]
+    assert names[:7] == ["vaes", "cnn", "substitute", "madry", "clean", "lower_bound", "distal"]
+    assert names[-1] == "attacks" and len(names) == 8 + len(E.MODELS)
+
+
+def test_the_quick_keys_are_those_of_the_committed_results():
+    """A changed key silently recomputes the quick results (several CPU minutes): keep them."""
+    from robustlib import store
+    from robustlib.papers.abs import experiments as E
+    from robustlib.papers.abs.profile import PROFILES
+
+    prof = PROFILES["quick"]
+    keys = {
+        "vaes-4b868de511db": E.VAEKey.of(prof),
+        "cnn-cnn-1a5f143a91a0": E.CNNKey.of(prof, "cnn"),
+        "cnn-substitute-33dba3156d93": E.CNNKey.of(prof, "substitute"),
+        "cnn-madry-7ca94776dd37": E.MadryKey.of(prof),
+        "clean-664dee1c4c2c": E.ProfileKey(prof),
+        "lower-bound-664dee1c4c2c": E.ProfileKey(prof),
+        "distal-664dee1c4c2c": E.ProfileKey(prof),
+        "attack-abs-latent_descent-ad3a21663a22": E.AttackKey(prof, "ABS", "Latent Descent"),
+        "attack-cnn-pointwise-4332c1a246a7": E.AttackKey(prof, "CNN", "Pointwise"),
+    }
+    for stem, key in keys.items():
+        name = stem.rsplit("-", 1)[0]
+        assert store.artifact_stem(name, key, notebook="abs", profile="quick", seed=0).name == stem
+    labels = {(name, spec.label) for name in E.MODELS for spec in E.attack_plan(name, prof)}
+    assert len(labels) == 46  # the committed quick attack artifacts: 8 per baseline, 7 per ABS model
+    for name, label in labels:
+        stem = store.artifact_stem(
+            E._slug(name, label), E.AttackKey(prof, name, label), notebook="abs", profile="quick", seed=0
+        )
+        assert stem.with_name(stem.name + ".json").exists(), stem.name

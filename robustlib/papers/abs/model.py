@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ...attacks import madry_pgd
 
 CLASSES = 10
 LATENT = 8
@@ -55,8 +57,10 @@ DECODER_LAYERS = ((LATENT, 32, 4, 1), (32, 16, 5, 2), (16, 16, 5, 2), (16, 1, 4,
 # 1. Class-conditional VAEs, stacked
 # =============================================================================================
 
-def _grouped(op: Callable, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, groups: int, loop: bool,
-             **kw) -> torch.Tensor:
+
+def _grouped(
+    op: Callable, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, groups: int, loop: bool, **kw
+) -> torch.Tensor:
     """Apply ``op`` (conv2d / conv_transpose2d) with ``groups`` independent weight groups.
 
     ``loop=False``: one grouped op (fast with cuDNN). ``loop=True``: one op per group on weight
@@ -78,7 +82,14 @@ class StackedConv(nn.Module):
 
     def __init__(self, cin: int, cout: int, k: int, stride: int, groups: int, transposed: bool):
         super().__init__()
-        self.cin, self.cout, self.k, self.stride, self.groups, self.transposed = cin, cout, k, stride, groups, transposed
+        self.cin, self.cout, self.k, self.stride, self.groups, self.transposed = (
+            cin,
+            cout,
+            k,
+            stride,
+            groups,
+            transposed,
+        )
         ref = (nn.ConvTranspose2d if transposed else nn.Conv2d)(cin, cout, k, stride)  # PyTorch's default init
         weights = []
         for _ in range(groups):
@@ -99,7 +110,8 @@ class ClassVAEs(nn.Module):
     Encoder: conv(1->32,k5,s1) BN ELU, conv(32->32,k4,s2) BN ELU, conv(32->64,k3,s2) BN ELU,
     conv(64->16,k5,s1) linear -> (mu, logvar), each (., 8).
     Decoder: convT(8->32,k4,s1) BN ELU, convT(32->16,k5,s2) BN ELU, convT(16->16,k5,s2) BN ELU,
-    convT(16->1,k4,s1) sigmoid. (The paper's last decoder kernel 3 would give 27x27: ambiguity A1.)
+    convT(16->1,k4,s1) sigmoid. (The paper lists a last decoder kernel of 3, which would give 27x27;
+    the authors' code uses 4.)
     BatchNorm over C*channels is per-channel, hence per class: the classes never interact.
     """
 
@@ -110,10 +122,10 @@ class ClassVAEs(nn.Module):
         self.classes, self.latent = classes, latent
         enc = [(1, 32, 5, 1), (32, 32, 4, 2), (32, 64, 3, 2), (64, 2 * latent, 5, 1)]
         dec = [(latent, 32, 4, 1), (32, 16, 5, 2), (16, 16, 5, 2), (16, 1, last_kernel, 1)]
-        self.enc = nn.ModuleList(StackedConv(*l, classes, transposed=False) for l in enc)
-        self.enc_bn = nn.ModuleList(nn.BatchNorm2d(classes * l[1]) for l in enc[:-1])
-        self.dec = nn.ModuleList(StackedConv(*l, classes, transposed=True) for l in dec)
-        self.dec_bn = nn.ModuleList(nn.BatchNorm2d(classes * l[1]) for l in dec[:-1])
+        self.enc = nn.ModuleList(StackedConv(*layer, classes, transposed=False) for layer in enc)
+        self.enc_bn = nn.ModuleList(nn.BatchNorm2d(classes * layer[1]) for layer in enc[:-1])
+        self.dec = nn.ModuleList(StackedConv(*layer, classes, transposed=True) for layer in dec)
+        self.dec_bn = nn.ModuleList(nn.BatchNorm2d(classes * layer[1]) for layer in dec[:-1])
         self.set_loop(True)
 
     def set_loop(self, loop: bool) -> ClassVAEs:
@@ -144,8 +156,9 @@ class ClassVAEs(nn.Module):
         return self.decode(z), mu, logvar
 
 
-def vae_loss(x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-             beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def vae_loss(
+    x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-class VAE objective summed over classes: sum_pixels (x - x^)^2 + beta * KL, per image.
 
     Shapes: x, recon (B, C, 28, 28); mu, logvar (B, C, L). Returns (total, reconstruction, KL),
@@ -157,8 +170,9 @@ def vae_loss(x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: tor
     return (rec + beta * kl).sum(1).mean(), rec.sum(1).mean(), kl.sum(1).mean()
 
 
-def kl_weight(iteration: int, iters_per_epoch: int, anneal_epochs: float, start: float = 10.0,
-              end: float = 1.0) -> float:
+def kl_weight(
+    iteration: int, iters_per_epoch: int, anneal_epochs: float, start: float = 10.0, end: float = 1.0
+) -> float:
     """KL weight annealed linearly from ``start`` to ``end`` over ``anneal_epochs`` epochs [paper]."""
     if anneal_epochs <= 0:
         return end
@@ -166,8 +180,9 @@ def kl_weight(iteration: int, iters_per_epoch: int, anneal_epochs: float, start:
     return start + (end - start) * frac
 
 
-def class_rows(x: torch.Tensor, y: torch.Tensor, *, classes: int = CLASSES, n_per_class: int | None = None,
-               seed: int = 0) -> torch.Tensor:
+def class_rows(
+    x: torch.Tensor, y: torch.Tensor, *, classes: int = CLASSES, n_per_class: int | None = None, seed: int = 0
+) -> torch.Tensor:
     """Training rows (R, C, 28, 28): row r holds one image of each class (in its channel).
 
     Each class's images are in a seeded random order; classes with fewer than R images are
@@ -188,7 +203,7 @@ def class_rows(x: torch.Tensor, y: torch.Tensor, *, classes: int = CLASSES, n_pe
     return torch.stack([x[i, 0] for i in cols], 1)  # (R, C, 28, 28)
 
 
-@dataclass
+@dataclass(frozen=True)
 class VAETraining:
     """How the VAEs are trained (Adam; KL weight annealed from 10 to 1 [paper])."""
 
@@ -211,29 +226,54 @@ def vae_step(cfg: VAETraining, iters_per_epoch: int):
         loss, rec, kl = vae_loss(batch.x, recon, mu, logvar, beta)
         loss.backward()
         optimizer.step()
-        return {"loss": loss.item() / model.classes, "rec": rec.item() / model.classes,
-                "kl": kl.item() / model.classes, "beta": beta}
+        return {
+            "loss": loss.item() / model.classes,
+            "rec": rec.item() / model.classes,
+            "kl": kl.item() / model.classes,
+            "beta": beta,
+        }
 
     return step
 
 
-def train_vaes(model: ClassVAEs, x: torch.Tensor, y: torch.Tensor, cfg: VAETraining, *, seed: int = 0,
-               device: str | torch.device = "cpu", checkpoint=None, progress: bool = False) -> list[dict]:
+def train_vaes(
+    model: ClassVAEs,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: VAETraining,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    checkpoint=None,
+    progress: bool = False,
+) -> list[dict]:
     """Train the ten VAEs jointly (each on its own class) with ``train.fit``; returns the history."""
-    from ..train import fit
+    from ...train import fit
 
     rows = class_rows(x, y, n_per_class=cfg.n_per_class, seed=seed)
     model.set_loop(torch.device(device).type != "cuda")
     per_epoch = math.ceil(len(rows) / cfg.batch_rows)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    return fit(model, rows, torch.zeros(len(rows), dtype=torch.long), epochs=cfg.epochs, batch_size=cfg.batch_rows,
-               seed=seed, optimizer=opt, step=vae_step(cfg, per_epoch), checkpoint=checkpoint, device=device,
-               progress=progress, desc="VAEs")
+    return fit(
+        model,
+        rows,
+        torch.zeros(len(rows), dtype=torch.long),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_rows,
+        seed=seed,
+        optimizer=opt,
+        step=vae_step(cfg, per_epoch),
+        checkpoint=checkpoint,
+        device=device,
+        progress=progress,
+        desc="VAEs",
+    )
 
 
 # =============================================================================================
 # 2. ABS inference
 # =============================================================================================
+
 
 def latent_bank(n: int, latent: int = LATENT, seed: int = 0, drop: float = 0.1) -> torch.Tensor:
     """The fixed set of ``n`` prior samples: the ``n`` of ceil(n / (1 - drop)) N(0, I) draws with
@@ -265,16 +305,16 @@ class FoldedDecoder(nn.Module):
             if i < len(vaes.dec_bn):
                 bn = vaes.dec_bn[i]
                 s = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)  # (C*out,)
-                w = (w.reshape(C, conv.cin, conv.cout, conv.k, conv.k) * s.reshape(C, 1, conv.cout, 1, 1)
-                     ).reshape_as(w)
+                w = (w.reshape(C, conv.cin, conv.cout, conv.k, conv.k) * s.reshape(C, 1, conv.cout, 1, 1)).reshape_as(w)
                 b = (b - bn.running_mean) * s + bn.bias.detach()
             weights.append(w)
             biases.append(b)
         c0 = vaes.dec[0]
         # Layer 0 on a 1x1 input: out[c, o, i, j] = sum_l z[c, l] W[c, l, o, i, j] + b[c, o].
         self.register_buffer("w0", weights[0].reshape(C, L, c0.cout * c0.k * c0.k))  # (C, L, 32*16)
-        self.register_buffer("b0", biases[0].reshape(C, c0.cout, 1, 1).expand(C, c0.cout, c0.k, c0.k)
-                             .reshape(C, -1).clone())  # (C, 32*16)
+        self.register_buffer(
+            "b0", biases[0].reshape(C, c0.cout, 1, 1).expand(C, c0.cout, c0.k, c0.k).reshape(C, -1).clone()
+        )  # (C, 32*16)
         self.shape0 = (c0.cout, c0.k, c0.k)
         for i in (1, 2, 3):
             self.register_buffer(f"w{i}", weights[i])
@@ -362,8 +402,13 @@ class ABS(nn.Module):
     ``forward(x)`` returns the scores -gamma_c * loss_c with the envelope-theorem gradient.
     """
 
-    def __init__(self, vaes: ClassVAEs | nn.Module, config: ABSConfig | None = None, *,
-                 bank: tuple[torch.Tensor, torch.Tensor] | None = None):
+    def __init__(
+        self,
+        vaes: ClassVAEs | nn.Module,
+        config: ABSConfig | None = None,
+        *,
+        bank: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ):
         """``vaes``: trained ``ClassVAEs`` (folded here) or any decoder module with ``classes``,
         ``latent`` and ``forward(z (B, C, L)) -> (B, C, 784)`` (the tests use toy decoders)."""
         super().__init__()
@@ -379,7 +424,7 @@ class ABS(nn.Module):
             p = next(iter(self.decoder.buffers()), None)
             z = latent_bank(cfg.n_samples, L, cfg.bank_seed).to(p.device if p is not None else "cpu")
             with torch.no_grad():
-                g = torch.cat([self.decoder(z[i:i + 1000, None].expand(-1, C, L)) for i in range(0, len(z), 1000)])
+                g = torch.cat([self.decoder(z[i : i + 1000, None].expand(-1, C, L)) for i in range(0, len(z), 1000)])
             bank = (z, g.transpose(0, 1).contiguous())  # (S, L), (C, S, 784)
         self.register_buffer("bank_z", bank[0])
         self.register_buffer("bank_x", bank[1])
@@ -415,7 +460,7 @@ class ABS(nn.Module):
         beta = self.config.beta
         losses, indices = [], []
         for i in range(0, len(x), self.config.chunk):
-            xb = x[i:i + self.config.chunk]
+            xb = x[i : i + self.config.chunk]
             cross = torch.einsum("bd,csd->bcs", xb, self.bank_x)  # (b, C, S)
             loss = xb.square().sum(1)[:, None, None] - 2 * cross + self.bank_sq + beta * self.bank_kl
             best, idx = loss.min(2)
@@ -433,8 +478,9 @@ class ABS(nn.Module):
             return z
         return z * (r / z.norm(dim=2, keepdim=True).clamp_min(r))
 
-    def refine(self, x: torch.Tensor, z0: torch.Tensor,
-               on_step: Callable[[int, torch.Tensor], None] | None = None) -> Inference:
+    def refine(
+        self, x: torch.Tensor, z0: torch.Tensor, on_step: Callable[[int, torch.Tensor], None] | None = None
+    ) -> Inference:
         """Batched Adam on z (B, C, L) from ``z0``; returns the best point seen per (image, class).
 
         Adam is elementwise, so one optimiser over the sum of all (image, class) losses is exactly
@@ -525,9 +571,14 @@ class ProbabilityModel(nn.Module):
         return F.log_softmax(s, 1)
 
 
-def reference_scores(decode_class: Callable[[int, torch.Tensor], torch.Tensor], bank_z: torch.Tensor,
-                     x: torch.Tensor, config: ABSConfig, classes: int = CLASSES,
-                     bank: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_scores(
+    decode_class: Callable[[int, torch.Tensor], torch.Tensor],
+    bank_z: torch.Tensor,
+    x: torch.Tensor,
+    config: ABSConfig,
+    classes: int = CLASSES,
+    bank: Sequence[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The straightforward implementation: a loop over images and classes, the bank decoded per
     class, torch.optim.Adam on a single z (1, L). Returns (loss (N, C), z (N, C, L)).
 
@@ -585,8 +636,11 @@ def class_decoder(vaes: ClassVAEs) -> Callable[[int, torch.Tensor], torch.Tensor
             if i < n - 1:
                 bn = vaes.dec_bn[i]
                 sl = slice(c * conv.cout, (c + 1) * conv.cout)
-                h = F.elu(F.batch_norm(h, bn.running_mean[sl], bn.running_var[sl], bn.weight[sl], bn.bias[sl],
-                                       False, 0.0, bn.eps))
+                h = F.elu(
+                    F.batch_norm(
+                        h, bn.running_mean[sl], bn.running_var[sl], bn.weight[sl], bn.bias[sl], False, 0.0, bn.eps
+                    )
+                )
         return torch.sigmoid(h).reshape(len(z), -1)
 
     return decode
@@ -596,13 +650,14 @@ def class_decoder(vaes: ClassVAEs) -> Callable[[int, torch.Tensor], torch.Tensor
 # 3. The instance-specific L2 lower bound
 # =============================================================================================
 
+
 def lower_bound(model: ABS, x: torch.Tensor, y: torch.Tensor, *, recon_steps: int | None = None) -> torch.Tensor:
     """epsilon*(x) = min_{c != y} (r_c^2 - r~_y^2 - k_y) / (2 (r_c + r~_y)) per image (N,).
 
     r~_y, k_y: reconstruction distance and (beta/2)||z*||^2 at the ABS optimum of class y;
     r_c = min_z ||x - G_c(z)|| the pure reconstruction distance of every other class (ABS
     inference with beta = 0 and no norm ball). Under any ||delta||_2 < epsilon* the class-y loss
-    stays below every other class's loss (spec §6). A true bound only if the minima are global
+    stays below every other class's loss (derivation in the chapter). A true bound only if the minima are global
     (they are estimated). Negative values mean "no certificate" (e.g. misclassified x).
     Plain ABS only (no binarisation, gamma = 1).
     """
@@ -625,6 +680,7 @@ def lower_bound(model: ABS, x: torch.Tensor, y: torch.Tensor, *, recon_steps: in
 # =============================================================================================
 # 4. Baselines
 # =============================================================================================
+
 
 class CNN(nn.Module):
     """The paper's vanilla CNN [code]: four convs, kernels (5, 4, 3, 5), strides (1, 2, 2, 1),
@@ -654,31 +710,15 @@ def binary_view(cnn: CNN) -> CNN:
     return out.to(next(cnn.parameters()).device).eval()
 
 
-def pgd_linf_train_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
-                         step_size: float) -> torch.Tensor:
-    """Madry et al.'s training adversary: random start in the eps-ball, ``steps`` signed-gradient
-    ascent steps on the cross-entropy, the *last* iterate (not the first success). Eval-mode BN."""
-    was = model.training
-    model.eval()
-    delta = (torch.rand_like(x) * 2 - 1) * eps
-    delta = (x + delta).clamp(0, 1) - x
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        with torch.enable_grad():
-            g, = torch.autograd.grad(F.cross_entropy(model(x + delta), y), delta)
-        delta = (delta.detach() + step_size * g.sign()).clamp(-eps, eps)
-        delta = (x + delta).clamp(0, 1) - x
-    model.train(was)
-    return (x + delta).detach()
-
-
 def madry_step(eps: float, steps: int, ramp_iters: int):
     """``train.fit`` step for L-inf PGD adversarial training; eps ramps linearly from 0 over
-    ``ramp_iters`` iterations (stabilises short MNIST runs), step size 2.5 * eps / steps."""
+    ``ramp_iters`` iterations (stabilises short MNIST runs). The adversary is the library's one
+    Madry PGD (``attacks.madry_pgd``: random start, ``steps`` signed steps of 2.5 * eps / steps,
+    the last iterate, eval-mode BatchNorm)."""
 
     def step(model, batch, optimizer) -> dict[str, float]:
         e = eps * min(1.0, (batch.iteration + 1) / max(ramp_iters, 1))
-        xa = pgd_linf_train_batch(model, batch.x, batch.y, e, steps, 2.5 * e / steps)
+        xa = madry_pgd(model, batch.x, batch.y, e, steps=steps)
         optimizer.zero_grad(set_to_none=True)
         out = model(xa)
         loss = F.cross_entropy(out, batch.y)
@@ -693,6 +733,7 @@ def madry_step(eps: float, steps: int, ramp_iters: int):
 # 5. ABS-specific attacks
 # =============================================================================================
 
+
 def _binary_target(x: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
     """Binary ABS: the smallest change of x that gives rec's binarisation [code]: pixels already
     on rec's side of 0.5 keep x's value; others move just across the threshold."""
@@ -705,8 +746,9 @@ def _binary_target(x: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def latent_descent(model: ABS, x: torch.Tensor, y: torch.Tensor, *, n_coarse: int = 51,
-                   n_bisect: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def latent_descent(
+    model: ABS, x: torch.Tensor, y: torch.Tensor, *, n_coarse: int = 51, n_bisect: int = 10
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Latent Descent [paper, code]: walk from x towards the reconstruction of the best *other*
     class, x_t = (1 - t) x + t r_o, t on linspace(0, 1, n_coarse), recomputing r_o at the current
     point after every coarse step, until the prediction changes; then bisect t between the last
@@ -726,7 +768,6 @@ def latent_descent(model: ABS, x: torch.Tensor, y: torch.Tensor, *, n_coarse: in
     scores = -model.gamma * res.loss
     done = scores.argmax(1) != y
     t_hi[done] = 0.0
-    idx = torch.arange(n, device=x.device)
 
     def other_recon(r: Inference, s: torch.Tensor, yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
         s = s.masked_fill(F.one_hot(yy, s.shape[1]).bool(), -math.inf)
@@ -765,13 +806,27 @@ def latent_descent(model: ABS, x: torch.Tensor, y: torch.Tensor, *, n_coarse: in
     return adv.reshape(x.shape).clamp(0, 1), t_hi, lo
 
 
-def latent_descent_attack(model, x, y, eps=None, *, n_coarse: int = 51, n_bisect: int = 10, **_) -> torch.Tensor:
-    """``latent_descent`` with the attack signature of ``robustlib.attacks`` (minimal L2)."""
+def latent_descent_attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: None = None, *, n_coarse: int = 51, n_bisect: int = 10
+) -> torch.Tensor:
+    """``latent_descent`` with the attack signature of ``robustlib.attacks`` (a minimal L2 attack,
+    registered as ``"latent_descent"``): adversarials only. ``model`` must be an ``ABS``."""
+    if not isinstance(model, ABS):
+        raise ValueError(
+            f"Latent Descent needs an ABS model (it uses the class reconstructions), got {type(model).__name__}"
+        )
     return latent_descent(model, x, y, n_coarse=n_coarse, n_bisect=n_bisect)[0]
 
 
-def distal(model: nn.Module, x0: torch.Tensor, target: torch.Tensor, *, steps: int = 100, lr: float = 0.01,
-           threshold: float = 0.9) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def distal(
+    model: nn.Module,
+    x0: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    steps: int = 100,
+    lr: float = 0.01,
+    threshold: float = 0.9,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Distal adversarials: from x0 (e.g. uniform noise) ascend log p(target | x) by signed
     gradient steps of size ``lr`` inside [0, 1], unconstrained in size, until p >= ``threshold``.
 
@@ -788,7 +843,7 @@ def distal(model: nn.Module, x0: torch.Tensor, target: torch.Tensor, *, steps: i
         xt = x[todo].detach().requires_grad_(True)
         with torch.enable_grad():
             logp = model(xt)[torch.arange(len(todo), device=x.device), target[todo]]
-            g, = torch.autograd.grad(logp.sum(), xt)
+            (g,) = torch.autograd.grad(logp.sum(), xt)
         p[todo] = logp.detach().exp().to(p.dtype)
         reached = p[todo] >= threshold
         done[todo[reached]] = True
