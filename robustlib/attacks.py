@@ -56,6 +56,7 @@ TOL = 1e-5  # slack on the epsilon-ball check (float32 rounding of x + delta)
 
 # --- losses ------------------------------------------------------------------------------------
 
+
 def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-image max_{c != y} z_c - z_y (positive iff misclassified): does not saturate like CE."""
     true = logits.gather(1, y[:, None]).squeeze(1)
@@ -97,6 +98,7 @@ def as_eps(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 # --- our own attacks ---------------------------------------------------------------------------
 
+
 def ifgsm(model, x, y, eps, *, steps: int = 10, loss="ce", grad_model=None) -> torch.Tensor:
     """Iterative FGSM: ``steps`` signed steps of eps/steps, clipped to [0,1] (stays in the ball)."""
     e = as_eps(eps, x)
@@ -125,8 +127,20 @@ def _logits_and_grad(model, x, y, loss) -> tuple[torch.Tensor, torch.Tensor]:
     return logits.detach(), g
 
 
-def pgd_torch(model, x, y, eps, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
-              restarts: int = 1, random_start: bool = True, loss="ce", grad_model=None) -> torch.Tensor:
+def pgd_torch(
+    model,
+    x,
+    y,
+    eps,
+    *,
+    norm: str = "linf",
+    steps: int = 40,
+    step_size: float | None = None,
+    restarts: int = 1,
+    random_start: bool = True,
+    loss="ce",
+    grad_model=None,
+) -> torch.Tensor:
     """PGD that is correct by construction: delta stays in the eps-ball and in [-x, 1 - x].
 
     Returns, per image, the first iterate that fools ``model`` over all restarts (else the last).
@@ -192,8 +206,9 @@ def madry_pgd(model, x, y, eps: float, *, steps: int, step_size: float | None = 
     return (x + delta).detach()
 
 
-def gaussian_noise(model, x, y, eps=None, *, draws: int = 20, max_scale: float = 32.0, grid: int = 24,
-                   bisect: int = 10) -> torch.Tensor:
+def gaussian_noise(
+    model, x, y, eps=None, *, draws: int = 20, max_scale: float = 32.0, grid: int = 24, bisect: int = 10
+) -> torch.Tensor:
     """Minimal L2 adversarial along random Gaussian directions (the papers' Gaussian-noise attack).
 
     For each of ``draws`` unit directions d: find the smallest t with clip(x + t d) misclassified,
@@ -242,9 +257,21 @@ def _line_search(model, x, y, d, ts: torch.Tensor, bisect: int) -> tuple[torch.T
     return adv, dist
 
 
-def transfer(model, x, y, eps=None, *, source: torch.nn.Module, norm: str = "l2", source_attack: str = "pgd_torch",
-             source_eps: float | None = None, max_scale: float = 64.0, grid: int = 32, bisect: int = 10,
-             steps: int = 20) -> torch.Tensor:
+def transfer(
+    model,
+    x,
+    y,
+    eps=None,
+    *,
+    source: torch.nn.Module,
+    norm: str = "l2",
+    source_attack: str = "pgd_torch",
+    source_eps: float | None = None,
+    max_scale: float = 64.0,
+    grid: int = 32,
+    bisect: int = 10,
+    steps: int = 20,
+) -> torch.Tensor:
     """Transfer attack: an adversarial perturbation computed on ``source`` gives the direction; a
     line search along it (grid, then bisection) finds the smallest scale that fools ``model``."""
     if source is None:
@@ -271,6 +298,7 @@ def transfer(model, x, y, eps=None, *, source: torch.nn.Module, norm: str = "l2"
 
 
 # --- foolbox-backed attacks --------------------------------------------------------------------
+
 
 def _fmodel(model: torch.nn.Module, x: torch.Tensor):
     import foolbox as fb
@@ -344,8 +372,12 @@ def _fb_minimal(make: Callable[..., Any], needs_start: bool = False) -> Callable
             start, found = _starting_points(model, x, y)
             out = x.clone()
             if found.any():
-                out[found] = attack.run(_fmodel(model, x[found]), x[found], fb.criteria.Misclassification(y[found]),
-                                        starting_points=start[found])
+                out[found] = attack.run(
+                    _fmodel(model, x[found]),
+                    x[found],
+                    fb.criteria.Misclassification(y[found]),
+                    starting_points=start[found],
+                )
             return out
 
     run.make = make  # type: ignore[attr-defined]  (its options are the attack's: see AttackInfo)
@@ -354,45 +386,54 @@ def _fb_minimal(make: Callable[..., Any], needs_start: bool = False) -> Callable
 
 def _make_fgsm():
     import foolbox as fb
+
     return fb.attacks.LinfFastGradientAttack(random_start=False)
 
 
 def _make_pgd(*, steps: int = 40, rel_stepsize: float | None = None):
     import foolbox as fb  # step 2.5 * eps / steps (Madry et al.) unless given
+
     return fb.attacks.LinfPGD(steps=steps, rel_stepsize=rel_stepsize or 2.5 / steps, random_start=True)
 
 
 def _make_l2pgd(*, steps: int = 50, rel_stepsize: float | None = None):
     import foolbox as fb
+
     return fb.attacks.L2PGD(steps=steps, rel_stepsize=rel_stepsize or 2.5 / steps, random_start=True)
 
 
 def _make_uniform(*, repeats: int = 20):
     import foolbox as fb
+
     return fb.attacks.LinfRepeatedAdditiveUniformNoiseAttack(repeats=repeats)
 
 
 def _make_boundary(*, steps: int = 1000, spherical_step: float = 0.01, source_step: float = 0.01):
     import foolbox as fb
+
     return fb.attacks.BoundaryAttack(steps=steps, spherical_step=spherical_step, source_step=source_step)
 
 
 def _make_hsja(*, steps: int = 32, initial_gradient_eval_steps: int = 100):
     import foolbox as fb
+
     return fb.attacks.HopSkipJumpAttack(steps=steps, initial_gradient_eval_steps=initial_gradient_eval_steps)
 
 
 def _make_pointwise():
     import foolbox as fb
+
     return fb.attacks.PointwiseAttack(l2_binary_search=False)
 
 
 def _make_salt_pepper(*, steps: int = 1000):
     import foolbox as fb
+
     return fb.attacks.SaltAndPepperNoiseAttack(steps=steps)
 
 
 # --- the registry ------------------------------------------------------------------------------
+
 
 def _keyword_options(fn: Callable[..., Any]) -> tuple[str, ...]:
     """The keyword-only options of an attack callable (foolbox wrappers: their factory's)."""
@@ -467,6 +508,7 @@ def attack_norm(name: str, kwargs: dict[str, Any]) -> str:
 
 # --- results -----------------------------------------------------------------------------------
 
+
 @dataclass
 class AttackResult:
     """Per-epsilon success of one attack. ``success[e, i]``: image i is misclassified within eps e
@@ -487,16 +529,27 @@ class AttackResult:
         return self.robust_accuracy[self.epsilons.index(eps)].item()
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"attack": self.attack, "norm": self.norm, "epsilons": list(self.epsilons),
-             "success": self.success.to(torch.uint8), "clean_correct": self.clean_correct.to(torch.uint8)}
+        d = {
+            "attack": self.attack,
+            "norm": self.norm,
+            "epsilons": list(self.epsilons),
+            "success": self.success.to(torch.uint8),
+            "clean_correct": self.clean_correct.to(torch.uint8),
+        }
         if self.adversarials is not None:
             d["adversarials"] = self.adversarials
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AttackResult:
-        return cls(d["attack"], d["norm"], list(d["epsilons"]), d["success"].bool(), d["clean_correct"].bool(),
-                   d.get("adversarials"))
+        return cls(
+            d["attack"],
+            d["norm"],
+            list(d["epsilons"]),
+            d["success"].bool(),
+            d["clean_correct"].bool(),
+            d.get("adversarials"),
+        )
 
 
 @dataclass
@@ -536,6 +589,7 @@ class DistanceResult:
 
 # --- the batched drivers -----------------------------------------------------------------------
 
+
 def _check_model_input(model: torch.nn.Module, x: torch.Tensor) -> None:
     """One image through the model: a wrong image shape becomes a clear ``ValueError``."""
     tensors = [*model.parameters(), *model.buffers()]
@@ -546,8 +600,10 @@ def _check_model_input(model: torch.nn.Module, x: torch.Tensor) -> None:
     except RuntimeError as err:
         raise ValueError(f"the model cannot take images of shape {tuple(x.shape[1:])}: {err}") from None
     if out.ndim != 2 or out.shape[0] != 1:
-        raise ValueError(f"the model must return logits of shape (N, classes), got {tuple(out.shape)} "
-                         f"for images of shape {tuple(x.shape[1:])}")
+        raise ValueError(
+            f"the model must return logits of shape (N, classes), got {tuple(out.shape)} "
+            f"for images of shape {tuple(x.shape[1:])}"
+        )
 
 
 def _validate(model, x, y, epsilons: Sequence[float] | None) -> list[float] | None:
@@ -588,10 +644,21 @@ def _batches(n: int, batch_size: int):
         yield slice(i, min(i + batch_size, n))
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: str,
-             epsilons: Sequence[float], batch_size: int = 250, device: str | torch.device = "cpu", seed: int = 0,
-             keep_adversarials: bool = False, monotone: bool = True, progress: bool = False,
-             **kwargs: Any) -> AttackResult:
+def evaluate(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    attack: str,
+    epsilons: Sequence[float],
+    batch_size: int = 250,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    keep_adversarials: bool = False,
+    monotone: bool = True,
+    progress: bool = False,
+    **kwargs: Any,
+) -> AttackResult:
     """Which images ``attack`` fools at each epsilon (robust accuracy vs epsilon).
 
     ``monotone``: an image fooled at a smaller epsilon counts as fooled at every larger one (its
@@ -606,13 +673,16 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack
     norm = attack_norm(attack, kwargs)
     device = torch.device(device)
     if info.minimal:
-        res = min_distance(model, x, y, attack=attack, batch_size=batch_size, device=device, seed=seed,
-                           progress=progress, **kwargs)
+        res = min_distance(
+            model, x, y, attack=attack, batch_size=batch_size, device=device, seed=seed, progress=progress, **kwargs
+        )
         success = torch.stack([res.distances <= e + TOL for e in eps])
         clean = res.distances > 0
         adv = None
         if keep_adversarials:
-            adv = torch.stack([torch.where(s.reshape(-1, *[1] * (x.ndim - 1)), res.adversarials, x.cpu()) for s in success])
+            adv = torch.stack(
+                [torch.where(s.reshape(-1, *[1] * (x.ndim - 1)), res.adversarials, x.cpu()) for s in success]
+            )
         return AttackResult(attack, norm, eps, success, clean, adv)
 
     order = sorted(range(len(eps)), key=lambda i: eps[i])
@@ -620,7 +690,9 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack
     advs = torch.empty(len(eps), *x.shape, dtype=x.dtype) if keep_adversarials else None
     model.to(device)
     with _EvalMode(model, kwargs.get("grad_model")):
-        clean = torch.cat([~misclassified(model, x[s].to(device), y[s].to(device)).cpu() for s in _batches(len(x), batch_size)])
+        clean = torch.cat(
+            [~misclassified(model, x[s].to(device), y[s].to(device)).cpu() for s in _batches(len(x), batch_size)]
+        )
         fooled = ~clean
         last_adv = x.clone()
         for rank, i in enumerate(order):
@@ -645,10 +717,19 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack
     return AttackResult(attack, norm, eps, success, clean, advs)
 
 
-def min_distance(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: str,
-                 epsilons: Sequence[float] | None = None, batch_size: int = 250,
-                 device: str | torch.device = "cpu", seed: int = 0, progress: bool = False,
-                 **kwargs: Any) -> DistanceResult:
+def min_distance(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    attack: str,
+    epsilons: Sequence[float] | None = None,
+    batch_size: int = 250,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+    **kwargs: Any,
+) -> DistanceResult:
     """Each image's smallest adversarial distance found by ``attack``, in the attack's norm.
 
     Minimal attacks return it directly. Epsilon attacks (fgsm, pgd, ...) are run over the grid
@@ -663,8 +744,18 @@ def min_distance(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, at
     if not info.minimal:
         if epsilons is None:
             raise ValueError(f"attack {attack!r} needs an epsilon grid: min_distance(..., epsilons=[...])")
-        res = evaluate(model, x, y, attack=attack, epsilons=epsilons, batch_size=batch_size, device=device,
-                       seed=seed, keep_adversarials=True, **kwargs)
+        res = evaluate(
+            model,
+            x,
+            y,
+            attack=attack,
+            epsilons=epsilons,
+            batch_size=batch_size,
+            device=device,
+            seed=seed,
+            keep_adversarials=True,
+            **kwargs,
+        )
         order = sorted(range(len(res.epsilons)), key=lambda i: res.epsilons[i])
         dist = torch.full((len(x),), math.inf, dtype=torch.float64)
         adv = x.clone()
@@ -692,7 +783,9 @@ def min_distance(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, at
             if len(todo):
                 torch.manual_seed(seed * 100_003 + b)
                 xa = info.run(model, xb[todo], yb[todo], None, **kwargs).detach()
-                ok = (misclassified(model, xa, yb[todo]) & (xa.flatten(1).amin(1) >= 0) & (xa.flatten(1).amax(1) <= 1)).cpu()
+                ok = (
+                    misclassified(model, xa, yb[todo]) & (xa.flatten(1).amin(1) >= 0) & (xa.flatten(1).amax(1) <= 1)
+                ).cpu()
                 d = distance(xa.cpu(), xb[todo].cpu(), norm)
                 sel = s.start + todo[ok]
                 dist[sel] = d[ok]

@@ -60,6 +60,7 @@ class Fetched:
 
 # --- pack ----------------------------------------------------------------------------------------
 
+
 def _git_tracked(folder: Path) -> set[Path]:
     """Files under ``folder`` that git tracks (the index); empty outside a git checkout."""
     try:
@@ -81,8 +82,11 @@ def bundle_files(profile: str, include: Literal["untracked", "all"] = "untracked
     folder = root / profile
     if not folder.is_dir():
         return []
-    files = [p for p in sorted(folder.rglob("*"))
-             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    files = [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
     if include == "all":
         return files
     tracked = _git_tracked(folder)
@@ -113,7 +117,9 @@ def pack(profile: str, out_dir: str | Path, *, include: Literal["untracked", "al
     """
     files = bundle_files(profile, include)
     if not files:
-        raise ValueError(f"nothing to pack: data/artifacts/{profile}/ has no {'' if include == 'all' else 'untracked '}files")
+        raise ValueError(
+            f"nothing to pack: data/artifacts/{profile}/ has no {'' if include == 'all' else 'untracked '}files"
+        )
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty; pack writes a new bundle into a new or empty folder")
@@ -132,13 +138,20 @@ def pack(profile: str, out_dir: str | Path, *, include: Literal["untracked", "al
 
 # --- manifest ------------------------------------------------------------------------------------
 
+
 def _check_path(rel: str) -> str:
     """A store path: relative, inside a known profile, plain names only (no '..', '/x', '.hidden')."""
     parts = rel.split("/")
-    if (rel.startswith("/") or len(parts) < 2 or parts[0] not in PROFILE_NAMES
-            or not all(_PART.fullmatch(p) for p in parts)):
-        raise BundleError(f"{rel!r}: not a path inside the artifact store (want <profile>/<notebook>/<file>, "
-                          "no '..', no absolute or hidden names)")
+    if (
+        rel.startswith("/")
+        or len(parts) < 2
+        or parts[0] not in PROFILE_NAMES
+        or not all(_PART.fullmatch(p) for p in parts)
+    ):
+        raise BundleError(
+            f"{rel!r}: not a path inside the artifact store (want <profile>/<notebook>/<file>, "
+            "no '..', no absolute or hidden names)"
+        )
     return rel
 
 
@@ -161,6 +174,7 @@ def parse_sums(text: str) -> dict[str, Entry]:
 
 
 # --- fetch ---------------------------------------------------------------------------------------
+
 
 def _is_url(source: str) -> bool:
     return urllib.parse.urlsplit(source).scheme in ("http", "https")
@@ -216,8 +230,10 @@ def _stage(archive: Path, entries: dict[str, Entry], staging: Path) -> None:
         raise BundleError(f"{ARCHIVE}: unreadable or cut short ({err})") from err
     missing = sorted(set(entries) - seen)
     if missing:
-        raise BundleError(f"{missing[0]}: listed in {SUMS} but missing from {ARCHIVE}"
-                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise BundleError(
+            f"{missing[0]}: listed in {SUMS} but missing from {ARCHIVE}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
 
 
 def _verify_member(tar: tarfile.TarFile, m: tarfile.TarInfo, want: Entry, dest: Path) -> None:
@@ -232,8 +248,9 @@ def _verify_member(tar: tarfile.TarFile, m: tarfile.TarInfo, want: Entry, dest: 
             h.update(block)
             f.write(block)
     if h.hexdigest() != want.sha256:
-        raise BundleError(f"{want.path}: sha256 {h.hexdigest()[:16]}... differs from {SUMS}'s "
-                          f"{want.sha256[:16]}... (corrupt)")
+        raise BundleError(
+            f"{want.path}: sha256 {h.hexdigest()[:16]}... differs from {SUMS}'s {want.sha256[:16]}... (corrupt)"
+        )
 
 
 def _install(staged: Path, dest: Path) -> None:

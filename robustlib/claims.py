@@ -84,8 +84,17 @@ def scorecard(rules: Sequence[Rule], results: Results) -> list[dict[str, str]]:
         found = fn(results)
         if not isinstance(found, Finding):
             raise TypeError(f"rule for {claim.id} returned {type(found).__name__}, not a Finding")
-        rows.append({"id": claim.id, "claim": claim.claim, "paper": claim.paper, "source": claim.source,
-                     "ours": found.ours, "verdict": found.verdict, "criterion": criterion(fn)})
+        rows.append(
+            {
+                "id": claim.id,
+                "claim": claim.claim,
+                "paper": claim.paper,
+                "source": claim.source,
+                "ours": found.ours,
+                "verdict": found.verdict,
+                "criterion": criterion(fn),
+            }
+        )
     ids = [r["id"] for r in rows]
     if len(set(ids)) != len(ids):
         raise ValueError(f"claim ids must be unique, got {ids}")

@@ -71,6 +71,7 @@ class ConventionError(ValueError):
 # Parsing the MyST source
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Check:
     label: str
@@ -124,8 +125,17 @@ def _segments(text: str) -> list[tuple[str, Any]]:
             if buf:
                 out.append(("text", "\n".join(buf)))
                 buf = []
-            out.append((m["name"], {"arg": m["arg"], "options": options, "body": "\n".join(body).strip("\n"),
-                                    "closed": j < len(lines)}))
+            out.append(
+                (
+                    m["name"],
+                    {
+                        "arg": m["arg"],
+                        "options": options,
+                        "body": "\n".join(body).strip("\n"),
+                        "closed": j < len(lines),
+                    },
+                )
+            )
             i = j + 1
             continue
         plain = _PLAIN_FENCE.match(line.strip()) or m
@@ -158,8 +168,10 @@ def _stub(source: str, label: str) -> str:
     for line in source.split("\n"):
         b = _BEGIN.match(line)
         if b:
-            out += [f"{b['indent']}# YOUR CODE HERE (exercise {label}: see the task above)",
-                    f"{b['indent']}raise NotImplementedError()"]
+            out += [
+                f"{b['indent']}# YOUR CODE HERE (exercise {label}: see the task above)",
+                f"{b['indent']}raise NotImplementedError()",
+            ]
             inside = True
         elif _END.match(line):
             inside = False
@@ -216,18 +228,21 @@ def _strip_magics(source: str) -> str:
 
 def _jupyter_markdown(text: str) -> str:
     """MyST roles and targets that plain Jupyter would show as noise, made readable."""
+
     def role(m: re.Match[str]) -> str:
         body = m["body"]
         if m["role"].startswith("cite"):
             return "[" + body + "]"
         t = re.match(r"^(.*?)\s*<[^>]*>$", body)  # `text <target>` -> text
         return t[1] if t else body
+
     return _TARGET.sub("", _ROLE.sub(role, text)).strip("\n")
 
 
 # ---------------------------------------------------------------------------------------------
 # Building the editions
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Assignment:
@@ -242,12 +257,22 @@ class Assignment:
     def bundle(self) -> dict[str, Any]:
         """What the grader needs: every check with its points, keyed to the source version."""
         return {
-            "format": BUNDLE_FORMAT, "notebook": self.name, "source": self.source.name,
-            "source_sha256": self.sha256, "profile": GRADE_PROFILE,
-            "exercises": [{"label": e.label, "title": e.title, "kind": e.kind, "points": e.points,
-                           "answer_names": e.answer_names,
-                           "checks": [{"points": c.points, "code": c.code} for c in e.checks]}
-                          for e in self.exercises],
+            "format": BUNDLE_FORMAT,
+            "notebook": self.name,
+            "source": self.source.name,
+            "source_sha256": self.sha256,
+            "profile": GRADE_PROFILE,
+            "exercises": [
+                {
+                    "label": e.label,
+                    "title": e.title,
+                    "kind": e.kind,
+                    "points": e.points,
+                    "answer_names": e.answer_names,
+                    "checks": [{"points": c.points, "code": c.code} for c in e.checks],
+                }
+                for e in self.exercises
+            ],
         }
 
 
@@ -360,8 +385,11 @@ def export(source: str | Path, name: str | None = None) -> Assignment:
                         instructor.markdown(seg, role="solution", exercise=in_solution)
                         if in_solution not in answer_text_given:
                             answer_text_given.add(in_solution)
-                            student.markdown(f"**Your answer** (`{in_solution}`): {_ANSWER_PLACEHOLDER}",
-                                             role="answer", exercise=in_solution)
+                            student.markdown(
+                                f"**Your answer** (`{in_solution}`): {_ANSWER_PLACEHOLDER}",
+                                role="answer",
+                                exercise=in_solution,
+                            )
                     else:
                         student.text(seg)
                         instructor.text(seg)
@@ -393,8 +421,11 @@ def export(source: str | Path, name: str | None = None) -> Assignment:
             if in_solution:
                 problems.append(f"a check cell sits inside the solution of {in_solution!r}")
             m = _CHECK.match(cell.source.partition("\n")[0].strip())
-            instructor.add(nbformat.v4.new_code_cell(
-                cell.source, metadata={"tags": tags, META: {"role": "check", "exercise": m["label"] if m else None}}))
+            instructor.add(
+                nbformat.v4.new_code_cell(
+                    cell.source, metadata={"tags": tags, META: {"role": "check", "exercise": m["label"] if m else None}}
+                )
+            )
             continue
         if "solution" in tags:
             if not in_solution:
@@ -417,8 +448,10 @@ def export(source: str | Path, name: str | None = None) -> Assignment:
         for ex in exercises.values():
             clash = [n for n in ex.answer_names if n in uses and n not in _defined_names(cell.source)]
             if clash:
-                warnings.append(f"a cell after {ex.label} uses the answer {clash}: in the student edition it "
-                                "fails until the exercise is solved")
+                warnings.append(
+                    f"a cell after {ex.label} uses the answer {clash}: in the student edition it "
+                    "fails until the exercise is solved"
+                )
         student.add(nbformat.v4.new_code_cell(cell.source, metadata={**meta, META: {"role": "source"}}))
         instructor.add(nbformat.v4.new_code_cell(cell.source, metadata={**meta, META: {"role": "source"}}))
     if in_solution:
@@ -433,8 +466,10 @@ def export(source: str | Path, name: str | None = None) -> Assignment:
             problems.append(f"{ex.label}: checks but no solution cell tagged solution")
         for c in ex.checks:
             if ex.answer_names and not (_used_names(c.code) & set(ex.answer_names)):
-                problems.append(f"a check of {ex.label!r} uses none of the answer's names {ex.answer_names}: "
-                                "it cannot fail on the student stub")
+                problems.append(
+                    f"a check of {ex.label!r} uses none of the answer's names {ex.answer_names}: "
+                    "it cannot fail on the student stub"
+                )
     if problems:
         raise ConventionError(f"{source.name} breaks the exercise convention:\n  - " + "\n  - ".join(problems))
 
@@ -444,23 +479,35 @@ def export(source: str | Path, name: str | None = None) -> Assignment:
     kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     editions = {}
     for edition, built in (("student", student), ("instructor", instructor)):
-        book = nbformat.v4.new_notebook(cells=built.cells, metadata={
-            "kernelspec": kernelspec, "language_info": {"name": "python"},
-            META: {"assignment": name, "edition": edition, "source": source.name, "source_sha256": sha}})
+        book = nbformat.v4.new_notebook(
+            cells=built.cells,
+            metadata={
+                "kernelspec": kernelspec,
+                "language_info": {"name": "python"},
+                META: {"assignment": name, "edition": edition, "source": source.name, "source_sha256": sha},
+            },
+        )
         nbformat.validate(book)
         editions[edition] = book
-    return Assignment(name, source, sha, list(exercises.values()), editions["student"], editions["instructor"],
-                      warnings)
+    return Assignment(
+        name, source, sha, list(exercises.values()), editions["student"], editions["instructor"], warnings
+    )
 
 
 def write_assignment(a: Assignment, out: str | Path) -> dict[str, Path]:
     """``out/student/<nb>.ipynb``, ``out/instructor/<nb>.ipynb``, ``out/grader/<nb>.json``
     (each written to a temporary file, then renamed)."""
     out = Path(out)
-    paths = {"student": out / "student" / f"{a.name}.ipynb", "instructor": out / "instructor" / f"{a.name}.ipynb",
-             "grader": out / "grader" / f"{a.name}.json"}
-    texts = {"student": nbformat.writes(a.student), "instructor": nbformat.writes(a.instructor),
-             "grader": json.dumps(a.bundle(), indent=1) + "\n"}
+    paths = {
+        "student": out / "student" / f"{a.name}.ipynb",
+        "instructor": out / "instructor" / f"{a.name}.ipynb",
+        "grader": out / "grader" / f"{a.name}.json",
+    }
+    texts = {
+        "student": nbformat.writes(a.student),
+        "instructor": nbformat.writes(a.instructor),
+        "grader": json.dumps(a.bundle(), indent=1) + "\n",
+    }
     for key, path in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -489,6 +536,7 @@ def assignments(out: str | Path, notebook: str | None = None) -> list[tuple[Assi
 # ---------------------------------------------------------------------------------------------
 # Grading
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class ExerciseScore:
@@ -520,8 +568,11 @@ class GradeReport:
 
     def text(self) -> str:
         w = max([len(e.label) for e in self.exercises] + [len("total (autograded)")])
-        lines = [f"{Path(self.submission).name}: assignment {self.notebook}, graded at profile {self.profile} "
-                 f"in {self.wall_s:.1f} s", ""]
+        lines = [
+            f"{Path(self.submission).name}: assignment {self.notebook}, graded at profile {self.profile} "
+            f"in {self.wall_s:.1f} s",
+            "",
+        ]
         lines.append(f"{'exercise':<{w}}  {'kind':<9}  {'score':>7}  result")
         for e in self.exercises:
             score = "-" if e.kind == "text" else f"{_num(e.score)}/{_num(e.max_score)}"
@@ -556,10 +607,11 @@ def _role(cell: nbformat.NotebookNode) -> dict[str, Any]:
 
 def _is_check(cell: nbformat.NotebookNode) -> bool:
     return _role(cell).get("role") == "check" or (
-        cell.cell_type == "code" and "check" in cell.get("metadata", {}).get("tags", []))
+        cell.cell_type == "code" and "check" in cell.get("metadata", {}).get("tags", [])
+    )
 
 
-_WRAPPER = '''\
+_WRAPPER = """\
 # robustlib grader: check {label} ({points} points); a failure is recorded, never raised
 def __robustlib_check(__source={source!r}, __record={record!r}, __key={key!r}):
     import json as __json
@@ -572,13 +624,15 @@ def __robustlib_check(__source={source!r}, __record={record!r}, __key={key!r}):
         __f.write(__json.dumps(__result) + "\\n")
 __robustlib_check()
 del __robustlib_check
-'''
+"""
 
 
 def _insert_position(cells: list[nbformat.NotebookNode], ex: dict[str, Any]) -> int:
     """After the student's answer cell for ``ex`` and any cells the student added right after it;
     by the names the answer defines where the metadata was lost; else at the end."""
-    idx = [i for i, c in enumerate(cells) if _role(c).get("exercise") == ex["label"] and _role(c).get("role") == "answer"]
+    idx = [
+        i for i, c in enumerate(cells) if _role(c).get("exercise") == ex["label"] and _role(c).get("role") == "answer"
+    ]
     if not idx:
         names = set(ex["answer_names"])
         idx = [i for i, c in enumerate(cells) if c.cell_type == "code" and names & set(_defined_names(c.source))]
@@ -620,8 +674,14 @@ def _error_line(cell: nbformat.NotebookNode) -> str | None:
     return None
 
 
-def grade(submission: str | Path, *, bundle: dict[str, Any] | None = None, timeout: int = 600,
-          executed: str | Path | None = None, parameters: dict[str, Any] | None = None) -> GradeReport:
+def grade(
+    submission: str | Path,
+    *,
+    bundle: dict[str, Any] | None = None,
+    timeout: int = 600,
+    executed: str | Path | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> GradeReport:
     """Run ``submission`` at the smoke profile with the bundle's checks; never raises for what the
     submission does (unreadable file, raising cells, a dead kernel, a cell over ``timeout`` s)."""
     import papermill
@@ -658,11 +718,20 @@ def grade(submission: str | Path, *, bundle: dict[str, Any] | None = None, timeo
             record.touch()
             # insert from the end backwards so earlier positions stay valid; checks that share a
             # position keep the order of the bundle
-            plan = [(_insert_position(cells, ex), n, ex, k, check) for n, (ex, k, check) in enumerate(
-                (ex, k, check) for ex in bundle["exercises"] for k, check in enumerate(ex["checks"]))]
+            plan = [
+                (_insert_position(cells, ex), n, ex, k, check)
+                for n, (ex, k, check) in enumerate(
+                    (ex, k, check) for ex in bundle["exercises"] for k, check in enumerate(ex["checks"])
+                )
+            ]
             for pos, _, ex, k, check in sorted(plan, key=lambda p: (p[0], p[1]), reverse=True):
-                src = _WRAPPER.format(label=ex["label"], points=check["points"], source=check["code"],
-                                      record=str(record), key=f"{ex['label']}#{k}")
+                src = _WRAPPER.format(
+                    label=ex["label"],
+                    points=check["points"],
+                    source=check["code"],
+                    record=str(record),
+                    key=f"{ex['label']}#{k}",
+                )
                 cells.insert(pos, nbformat.v4.new_code_cell(src, metadata={META: {"role": "grader-check"}}))
             nb.cells = cells
             nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
@@ -670,16 +739,27 @@ def grade(submission: str | Path, *, bundle: dict[str, Any] | None = None, timeo
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
                 papermill.execute_notebook(
-                    nb, str(out), parameters={"profile": GRADE_PROFILE, "retrain": False, **(parameters or {})},
-                    kernel_name="python3", cwd=str(submission.resolve().parent), progress_bar=False,
-                    log_output=False, execution_timeout=timeout, allow_errors=True, interrupt_on_timeout=True)
+                    nb,
+                    str(out),
+                    parameters={"profile": GRADE_PROFILE, "retrain": False, **(parameters or {})},
+                    kernel_name="python3",
+                    cwd=str(submission.resolve().parent),
+                    progress_bar=False,
+                    log_output=False,
+                    execution_timeout=timeout,
+                    allow_errors=True,
+                    interrupt_on_timeout=True,
+                )
             except papermill.PapermillExecutionError:
                 pass  # some cell raised: expected; the scores say which
             except Exception as err:  # noqa: BLE001 - dead kernel, timeout at start-up, ...
                 stopped = f"the notebook stopped: {type(err).__name__}: {str(err)[:200]}"
                 if out.exists():  # papermill saved the notebook as it went: the last cell started
-                    started = [c for c in nbformat.read(out, as_version=4).cells
-                               if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+                    started = [
+                        c
+                        for c in nbformat.read(out, as_version=4).cells
+                        if c.get("metadata", {}).get("papermill", {}).get("start_time")
+                    ]
                     if started:
                         stopped += f" in the cell {_where(started[-1])}"
                 errors.append(stopped)
@@ -707,8 +787,18 @@ def grade(submission: str | Path, *, bundle: dict[str, Any] | None = None, timeo
     scores = []
     for ex in bundle["exercises"]:
         if not ex["checks"]:
-            scores.append(ExerciseScore(ex["label"], ex["title"], ex["kind"], 0, 0, "manual",
-                                        ["written answer: graded by the instructor"], answers.get(ex["label"])))
+            scores.append(
+                ExerciseScore(
+                    ex["label"],
+                    ex["title"],
+                    ex["kind"],
+                    0,
+                    0,
+                    "manual",
+                    ["written answer: graded by the instructor"],
+                    answers.get(ex["label"]),
+                )
+            )
             continue
         got, msgs, missing = 0.0, [], 0
         for k, check in enumerate(ex["checks"]):
@@ -721,17 +811,41 @@ def grade(submission: str | Path, *, bundle: dict[str, Any] | None = None, timeo
             else:
                 msgs.append(_message(rec, answer_errors.get(ex["label"], [])))
         total = float(ex["points"])
-        status = ("passed" if got == total else "not run" if missing == len(ex["checks"])
-                  else "partial" if got > 0 else "failed")
+        status = (
+            "passed"
+            if got == total
+            else "not run"
+            if missing == len(ex["checks"])
+            else "partial"
+            if got > 0
+            else "failed"
+        )
         if ex["kind"] == "code+text":
             msgs.append("plus a written answer to grade by hand")
-        scores.append(ExerciseScore(ex["label"], ex["title"], ex["kind"], got, total, status,
-                                    list(dict.fromkeys(msgs)), answers.get(ex["label"])))
+        scores.append(
+            ExerciseScore(
+                ex["label"],
+                ex["title"],
+                ex["kind"],
+                got,
+                total,
+                status,
+                list(dict.fromkeys(msgs)),
+                answers.get(ex["label"]),
+            )
+        )
     return GradeReport(
-        submission=str(submission), notebook=bundle["notebook"], profile=GRADE_PROFILE,
-        score=sum(s.score for s in scores), max_score=sum(s.max_score for s in scores), exercises=scores,
-        errors=errors, wall_s=time.perf_counter() - start, source_sha256=bundle["source_sha256"],
-        submission_sha256_matches=matches)
+        submission=str(submission),
+        notebook=bundle["notebook"],
+        profile=GRADE_PROFILE,
+        score=sum(s.score for s in scores),
+        max_score=sum(s.max_score for s in scores),
+        exercises=scores,
+        errors=errors,
+        wall_s=time.perf_counter() - start,
+        source_sha256=bundle["source_sha256"],
+        submission_sha256_matches=matches,
+    )
 
 
 def _bundle_for(name: str) -> dict[str, Any]:
@@ -745,5 +859,16 @@ def _bundle_for(name: str) -> dict[str, Any]:
     return export(source).bundle()
 
 
-__all__ = ["Assignment", "Check", "ConventionError", "Exercise", "ExerciseScore", "GradeReport", "assignments",
-           "export", "grade", "load_bundle", "write_assignment"]
+__all__ = [
+    "Assignment",
+    "Check",
+    "ConventionError",
+    "Exercise",
+    "ExerciseScore",
+    "GradeReport",
+    "assignments",
+    "export",
+    "grade",
+    "load_bundle",
+    "write_assignment",
+]

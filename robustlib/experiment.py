@@ -52,8 +52,9 @@ class Experiment:
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # -- storage ------------------------------------------------------------------------------
-    def cached(self, name: str, config: Any, compute: Callable[[], Mapping[str, Any]], *,
-               seed: int | None = None) -> Result:
+    def cached(
+        self, name: str, config: Any, compute: Callable[[], Mapping[str, Any]], *, seed: int | None = None
+    ) -> Result:
         """The stored result of ``compute()`` for ``(name, config, seed)``; computed and stored when
         missing (or always once per run with ``retrain``). ``seed`` defaults to the run's seed."""
         seed = self.seed if seed is None else seed
@@ -62,8 +63,16 @@ class Experiment:
             t0 = time.perf_counter()
             if self.load_only:
                 compute = self._missing(name, config, seed)
-            self._memo[key] = store.cached(name, config, compute, notebook=self.paper, profile=self.profile.name,
-                                           seed=seed, device=self.device, retrain=self.retrain)
+            self._memo[key] = store.cached(
+                name,
+                config,
+                compute,
+                notebook=self.paper,
+                profile=self.profile.name,
+                seed=seed,
+                device=self.device,
+                retrain=self.retrain,
+            )
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
         return self._memo[key]
 
@@ -73,7 +82,8 @@ class Experiment:
             raise MissingResult(
                 f"{stem.relative_to(store.paths.artifacts_dir())}.json is not in the store; compute it with "
                 f"`python -m robustlib compute {self.paper} --profile {self.profile.name}` or fetch a bundle "
-                f"with `python -m robustlib fetch-artifacts SOURCE`")
+                f"with `python -m robustlib fetch-artifacts SOURCE`"
+            )
 
         return refuse
 
@@ -86,9 +96,15 @@ class Experiment:
         self._memo[(name, str(path))] = True
         return path
 
-    def model(self, name: str, config: Any, build: Callable[[], torch.nn.Module],
-              train: Callable[[torch.nn.Module, Path], Any], *, seed: int | None = None
-              ) -> tuple[torch.nn.Module, Any]:
+    def model(
+        self,
+        name: str,
+        config: Any,
+        build: Callable[[], torch.nn.Module],
+        train: Callable[[torch.nn.Module, Path], Any],
+        *,
+        seed: int | None = None,
+    ) -> tuple[torch.nn.Module, Any]:
         """Train-or-load: ``build()`` a network and load its stored weights, or train it with
         ``train(model, checkpoint_dir)`` (which returns its history) and store the weights.
 
@@ -115,8 +131,10 @@ class Experiment:
 
 # --- parameters ------------------------------------------------------------------------------
 
-def check_parameters(paper: str, profile: str = "quick", seed: int = 0, device: str = "auto",
-                     retrain: bool = False) -> Profile:
+
+def check_parameters(
+    paper: str, profile: str = "quick", seed: int = 0, device: str = "auto", retrain: bool = False
+) -> Profile:
     """Validate a chapter's papermill parameters; ``ValueError`` names the valid values.
 
     Runs before a notebook's kernel starts (``robustlib run``) and again in its first cell.
@@ -134,8 +152,16 @@ def check_parameters(paper: str, profile: str = "quick", seed: int = 0, device: 
     return papers.profile(paper, profile)
 
 
-def start(paper: str, profile: str = "quick", seed: int = 0, device: str = "auto", retrain: bool = False, *,
-          progress: bool = False, load_only: bool = False) -> Experiment:
+def start(
+    paper: str,
+    profile: str = "quick",
+    seed: int = 0,
+    device: str = "auto",
+    retrain: bool = False,
+    *,
+    progress: bool = False,
+    load_only: bool = False,
+) -> Experiment:
     """First cell of every chapter: validate the parameters, seed torch, pick the device.
 
     ``load_only=True`` never computes: a result missing from the store raises :class:`MissingResult`.
@@ -144,11 +170,13 @@ def start(paper: str, profile: str = "quick", seed: int = 0, device: str = "auto
     if load_only and retrain:
         raise ValueError("load_only and retrain exclude each other")
     torch.manual_seed(seed)
-    return Experiment(paper, prof, seed=seed, device=resolve_device(device), retrain=retrain, progress=progress,
-                      load_only=load_only)
+    return Experiment(
+        paper, prof, seed=seed, device=resolve_device(device), retrain=retrain, progress=progress, load_only=load_only
+    )
 
 
 # --- steps -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Step:

@@ -85,8 +85,16 @@ def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
     return w / w.sum()  # (size,)
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 255.0, window: int = 11, sigma: float = 1.5,
-         k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+def ssim(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    data_range: float = 255.0,
+    window: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
     """Mean SSIM per image of two batches (N, C, H, W) or (N, H, W) -> (N,) float64.
 
     Gaussian-weighted local statistics with population (co)variances, computed only where the
@@ -114,7 +122,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 255.0, window:
     s_bb = filt(b * b) - mu_b * mu_b
     s_ab = filt(a * b) - mu_a * mu_b
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    smap = ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (s_aa + s_bb + c2))
+    smap = ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2))
     return smap.reshape(n, -1).mean(1).cpu()
 
 
@@ -177,8 +185,9 @@ def _shutdown_ecc_pools() -> None:
     _ECC_POOLS.clear()
 
 
-def pass_scores(adversarial: torch.Tensor, original: torch.Tensor, *, workers: int | None = None,
-                return_converged: bool = False):
+def pass_scores(
+    adversarial: torch.Tensor, original: torch.Tensor, *, workers: int | None = None, return_converged: bool = False
+):
     """PASS of each pair of images (N, C, H, W) in [0, 1] -> (N,) float64 (1 = identical).
 
     Images are compared on grey levels 0..255. ``workers``: processes for the ECC alignments
@@ -189,8 +198,10 @@ def pass_scores(adversarial: torch.Tensor, original: torch.Tensor, *, workers: i
     import numpy as np
 
     if adversarial.shape != original.shape or adversarial.ndim != 4:
-        raise ValueError(f"pass_scores needs two (N, C, H, W) batches of one shape, got "
-                         f"{tuple(adversarial.shape)} and {tuple(original.shape)}")
+        raise ValueError(
+            f"pass_scores needs two (N, C, H, W) batches of one shape, got "
+            f"{tuple(adversarial.shape)} and {tuple(original.shape)}"
+        )
     n = len(adversarial)
     if n == 0:
         empty = torch.zeros(0, dtype=torch.float64)

@@ -90,8 +90,14 @@ def check_parameters(source: Path, parameters: dict[str, Any]) -> None:
         experiment.check_parameters(source.stem, **parameters)
 
 
-def execute(source: Path, out: Path, parameters: dict[str, Any] | None = None, *, timeout: int | None = None,
-            log_output: bool = False) -> float:
+def execute(
+    source: Path,
+    out: Path,
+    parameters: dict[str, Any] | None = None,
+    *,
+    timeout: int | None = None,
+    log_output: bool = False,
+) -> float:
     """Execute a MyST notebook with papermill; write the executed ``.ipynb``; return wall seconds."""
     import jupytext
     import papermill
@@ -101,8 +107,14 @@ def execute(source: Path, out: Path, parameters: dict[str, Any] | None = None, *
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     start = time.perf_counter()
     papermill.execute_notebook(
-        nb, str(out), parameters=parameters or {}, kernel_name="python3", cwd=str(source.parent),
-        progress_bar=False, log_output=log_output, execution_timeout=timeout,
+        nb,
+        str(out),
+        parameters=parameters or {},
+        kernel_name="python3",
+        cwd=str(source.parent),
+        progress_bar=False,
+        log_output=log_output,
+        execution_timeout=timeout,
     )
     return time.perf_counter() - start
 
@@ -117,9 +129,15 @@ def execution_statistics() -> list[dict[str, str]]:
         if path.stem not in {Path(p).name for p in code_pages() if p.startswith("notebooks/")}:
             continue
         meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
-        rows.append({"page": path.stem, "profile": path.parent.name,
-                     "wall time": f"{meta.get('duration') or 0:.1f} s", "finished": (meta.get("end_time") or "?")[:19],
-                     "status": "ok" if not meta.get("exception") else "error"})
+        rows.append(
+            {
+                "page": path.stem,
+                "profile": path.parent.name,
+                "wall time": f"{meta.get('duration') or 0:.1f} s",
+                "finished": (meta.get("end_time") or "?")[:19],
+                "status": "ok" if not meta.get("exception") else "error",
+            }
+        )
     return rows
 
 
@@ -130,8 +148,9 @@ def has_parameters_cell(source: Path) -> bool:
     return any("parameters" in c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code")
 
 
-def execute_pages(profile: str, *, reuse: bool = False, extra: dict[str, Any] | None = None,
-                  only: list[str] | None = None) -> dict[str, float]:
+def execute_pages(
+    profile: str, *, reuse: bool = False, extra: dict[str, Any] | None = None, only: list[str] | None = None
+) -> dict[str, float]:
     """Execute every code page at ``profile`` (the scorecard page last); return wall times.
 
     ``reuse``: keep an executed notebook that is newer than its source. Pages without a

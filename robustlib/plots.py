@@ -14,29 +14,40 @@ COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0
 
 def style() -> None:
     """Apply the book's matplotlib style (colour-blind safe palette, light grid, readable sizes)."""
-    plt.rcParams.update({
-        "figure.dpi": 100,
-        "savefig.dpi": 150,
-        "figure.figsize": (6.4, 4.0),
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.prop_cycle": matplotlib.cycler(color=COLORS),
-        "font.size": 10,
-        "axes.titlesize": 11,
-        "legend.frameon": False,
-        "image.cmap": "gray",
-    })
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "figure.figsize": (6.4, 4.0),
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.prop_cycle": matplotlib.cycler(color=COLORS),
+            "font.size": 10,
+            "axes.titlesize": 11,
+            "legend.frameon": False,
+            "image.cmap": "gray",
+        }
+    )
 
 
 def _np(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
-def image_grid(images, *, titles: Sequence[str] | None = None, ncols: int = 10, cmap: str = "gray",
-               vmin: float | None = 0.0, vmax: float | None = 1.0, size: float = 1.1, suptitle: str | None = None,
-               row_labels: Sequence[str] | None = None):
+def image_grid(
+    images,
+    *,
+    titles: Sequence[str] | None = None,
+    ncols: int = 10,
+    cmap: str = "gray",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    size: float = 1.1,
+    suptitle: str | None = None,
+    row_labels: Sequence[str] | None = None,
+):
     """Show a batch (N, 1, H, W) or (N, H, W) of images in a grid; returns the figure."""
     imgs = _np(images)
     if imgs.ndim == 4:
@@ -44,8 +55,9 @@ def image_grid(images, *, titles: Sequence[str] | None = None, ncols: int = 10, 
     n = len(imgs)
     ncols = min(ncols, n) if n else 1
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.3 if suptitle else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + (0.3 if suptitle else 0)), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
@@ -61,9 +73,19 @@ def image_grid(images, *, titles: Sequence[str] | None = None, ncols: int = 10, 
     return fig
 
 
-def curves(x, ys: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str, title: str | None = None,
-           errors: Mapping[str, Sequence[float]] | None = None, ax=None, marker: str = "o", ylim=None,
-           vline: float | None = None):
+def curves(
+    x,
+    ys: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    errors: Mapping[str, Sequence[float]] | None = None,
+    ax=None,
+    marker: str = "o",
+    ylim=None,
+    vline: float | None = None,
+):
     """Several labelled curves on shared x; optional error bars and a vertical reference line."""
     if ax is None:
         _, ax = plt.subplots()
@@ -84,9 +106,20 @@ def curves(x, ys: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str, ti
     return ax
 
 
-def heatmap(matrix, *, row_labels: Sequence[str], col_labels: Sequence[str], title: str | None = None,
-            fmt: str = "{:.1f}", cmap: str = "viridis", ax=None, xlabel: str | None = None,
-            ylabel: str | None = None, vmin=None, vmax=None):
+def heatmap(
+    matrix,
+    *,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    title: str | None = None,
+    fmt: str = "{:.1f}",
+    cmap: str = "viridis",
+    ax=None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    vmin=None,
+    vmax=None,
+):
     """Annotated heat map (rows x columns)."""
     m = _np(matrix).astype(float)
     if ax is None:
@@ -100,8 +133,9 @@ def heatmap(matrix, *, row_labels: Sequence[str], col_labels: Sequence[str], tit
         for j in range(m.shape[1]):
             if np.isfinite(m[i, j]):
                 light = (m[i, j] - lo) / (hi - lo + 1e-12) < 0.5
-                ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if light else "black")
+                ax.text(
+                    j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=8, color="white" if light else "black"
+                )
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if xlabel:
         ax.set_xlabel(xlabel)
@@ -112,10 +146,26 @@ def heatmap(matrix, *, row_labels: Sequence[str], col_labels: Sequence[str], tit
     return ax
 
 
-def accuracy_distortion(results: Mapping[str, object], *, norm: str, eps_max: float, threshold: float | None = None,
-                        ax=None, title: str | None = None):
+def accuracy_distortion(
+    results: Mapping[str, object],
+    *,
+    norm: str,
+    eps_max: float,
+    threshold: float | None = None,
+    ax=None,
+    title: str | None = None,
+):
     """Accuracy vs perturbation size from per-image minimal distances (``DistanceResult``s)."""
     grid = np.linspace(0, eps_max, 101)
     ys = {name: r.curve(grid.tolist()).numpy() for name, r in results.items()}
-    return curves(grid, ys, xlabel=f"{norm} perturbation size", ylabel="accuracy", title=title, ax=ax,
-                  marker="", ylim=(0, 1.02), vline=threshold)
+    return curves(
+        grid,
+        ys,
+        xlabel=f"{norm} perturbation size",
+        ylabel="accuracy",
+        title=title,
+        ax=ax,
+        marker="",
+        ylim=(0, 1.02),
+        vline=threshold,
+    )

@@ -27,7 +27,9 @@ def fmt(value: Any, digits: int = 2, pct: bool = False) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, caption: str | None = None) -> str:
+def html_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, caption: str | None = None
+) -> str:
     """A plain HTML table (renders in Jupyter and in the book without pandas styling)."""
     if not rows:
         return "<p><em>(no rows)</em></p>"
@@ -40,8 +42,9 @@ def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
     return f'<table class="robustlib-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def show_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-               caption: str | None = None) -> None:
+def show_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, caption: str | None = None
+) -> None:
     """Display ``html_table`` in a notebook (returns nothing, so it is shown once)."""
     from IPython.display import HTML, display
 
@@ -54,8 +57,17 @@ def scorecard_rows(cards: Sequence[Mapping[str, Any]] | None = None) -> list[dic
     rows = []
     for card in cards:
         for t in card["targets"]:
-            rows.append({"notebook": card["notebook"], "profile": card["profile"], "id": t["id"],
-                         "claim": t["claim"], "paper": t["paper"], "ours": t["ours"], "verdict": t["verdict"]})
+            rows.append(
+                {
+                    "notebook": card["notebook"],
+                    "profile": card["profile"],
+                    "id": t["id"],
+                    "claim": t["claim"],
+                    "paper": t["paper"],
+                    "ours": t["ours"],
+                    "verdict": t["verdict"],
+                }
+            )
     return rows
 
 
@@ -66,15 +78,27 @@ def verdict_counts(cards: Sequence[Mapping[str, Any]] | None = None) -> list[dic
         counts = {v: 0 for v in store.VERDICTS}
         for t in card["targets"]:
             counts[t["verdict"]] += 1
-        out.append({"notebook": card["notebook"], "profile": card["profile"], **counts,
-                    "commit": card["provenance"].get("git_commit", "")[:12]})
+        out.append(
+            {
+                "notebook": card["notebook"],
+                "profile": card["profile"],
+                **counts,
+                "commit": card["provenance"].get("git_commit", "")[:12],
+            }
+        )
     return out
 
 
 # --- the book's overview pages: key findings and the verdict matrix ------------------------------
 
-CHAPTER_TITLES = {"baselines": "Baselines", "rbfi": "RBFI units", "dam": "Dense associative memory",
-                  "abs": "Analysis by synthesis (ABS)", "bang": "BANG", "mfbm": "Mean-field Boltzmann networks"}
+CHAPTER_TITLES = {
+    "baselines": "Baselines",
+    "rbfi": "RBFI units",
+    "dam": "Dense associative memory",
+    "abs": "Analysis by synthesis (ABS)",
+    "bang": "BANG",
+    "mfbm": "Mean-field Boltzmann networks",
+}
 VERDICT_CLASS = {v: "verdict-" + v.replace(" ", "-") for v in store.VERDICTS}
 
 
@@ -125,14 +149,19 @@ def key_findings(cards: Sequence[Mapping[str, Any]] | None = None, *, profile: s
             f'<li><a href="{chapter_link(nb)}"><strong>{html.escape(CHAPTER_TITLES.get(nb, nb))}</strong></a>: '
             f"{html.escape(row['claim'])} (paper: {html.escape(row['paper'])}) &rarr; "
             f"ours at <code>{html.escape(profile)}</code>: {html.escape(row['ours'])} &rarr; "
-            f"{verdict_badge(row['verdict'])} <span class=\"tally\">(all {len(card['targets'])} claims: {tally})</span></li>")
+            f'{verdict_badge(row["verdict"])} <span class="tally">(all {len(card["targets"])} claims: {tally})</span></li>'
+        )
     if not items:
         return f"<p><em>No {html.escape(profile)} scorecard is stored yet.</em></p>"
     return '<ul class="key-findings">' + "".join(items) + "</ul>"
 
 
-def verdict_matrix(cards: Sequence[Mapping[str, Any]] | None = None, *, profiles: Sequence[str] = ("quick", "paper"),
-                   link_base: str = "../notebooks/") -> str:
+def verdict_matrix(
+    cards: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    profiles: Sequence[str] = ("quick", "paper"),
+    link_base: str = "../notebooks/",
+) -> str:
     """Every claim of every chapter as one row; one colour-coded verdict column per profile that has
     results (``quick`` and ``paper`` side by side), our number, the criterion, and a link to the
     chapter section that computed it (HTML)."""
@@ -146,16 +175,21 @@ def verdict_matrix(cards: Sequence[Mapping[str, Any]] | None = None, *, profiles
     body = []
     for (nb, cid), per in by_claim.items():
         t = per.get(shown[0]) or next(iter(per.values()))
-        cells = [f'<a href="{chapter_link(nb, base=link_base)}">{html.escape(cid)}</a>', html.escape(t["claim"]),
-                 html.escape(t["paper"])]
+        cells = [
+            f'<a href="{chapter_link(nb, base=link_base)}">{html.escape(cid)}</a>',
+            html.escape(t["claim"]),
+            html.escape(t["paper"]),
+        ]
         cells += [verdict_badge(per[p]["verdict"]) if p in per else "" for p in shown]
         ours = "<br>".join(f"<em>{p}</em>: {html.escape(per[p]['ours'])}" for p in shown if p in per)
         cells += [ours, html.escape(t.get("criterion", ""))]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     if not body:
         return "<p><em>No scorecard is stored yet.</em></p>"
-    return (f'<div class="table-wrap"><table class="robustlib-table verdict-matrix"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+    return (
+        f'<div class="table-wrap"><table class="robustlib-table verdict-matrix"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def verdict_box(notebook: str, rows: Sequence[Mapping[str, Any]], profile: str) -> str:
@@ -165,15 +199,18 @@ def verdict_box(notebook: str, rows: Sequence[Mapping[str, Any]], profile: str) 
     row = headline(notebook, card)
     counts = {v: sum(t["verdict"] == v for t in rows) for v in store.VERDICTS}
     tally = " ".join(f"{verdict_badge(v)}&nbsp;{n}" for v, n in counts.items() if n)
-    scale = {"smoke": "the <code>smoke</code> profile: tiny data that only exercises the code; these verdicts "
-                      "mean nothing",
-             "quick": "the <code>quick</code> profile: the paper's models and attacks at reduced scale",
-             "paper": "the <code>paper</code> profile: the paper's own settings"}[profile]
-    return ('<div class="admonition verdict-box"><p class="admonition-title">Verdict</p>'
-            f"<p><strong>{html.escape(row['claim'])}</strong> (paper: {html.escape(row['paper'])}): "
-            f"{verdict_badge(row['verdict'])}<br>ours: {html.escape(row['ours'])}</p>"
-            f"<p>All {len(rows)} claims: {tally} &mdash; measured at {scale}; the scorecard at the end of "
-            "this chapter has every claim with its criterion.</p></div>")
+    scale = {
+        "smoke": "the <code>smoke</code> profile: tiny data that only exercises the code; these verdicts mean nothing",
+        "quick": "the <code>quick</code> profile: the paper's models and attacks at reduced scale",
+        "paper": "the <code>paper</code> profile: the paper's own settings",
+    }[profile]
+    return (
+        '<div class="admonition verdict-box"><p class="admonition-title">Verdict</p>'
+        f"<p><strong>{html.escape(row['claim'])}</strong> (paper: {html.escape(row['paper'])}): "
+        f"{verdict_badge(row['verdict'])}<br>ours: {html.escape(row['ours'])}</p>"
+        f"<p>All {len(rows)} claims: {tally} &mdash; measured at {scale}; the scorecard at the end of "
+        "this chapter has every claim with its criterion.</p></div>"
+    )
 
 
 def scale_note(cards: Sequence[Mapping[str, Any]] | None = None) -> str:
@@ -184,12 +221,17 @@ def scale_note(cards: Sequence[Mapping[str, Any]] | None = None) -> str:
     have = [n for n in papers.NAMES if any(c["notebook"] == n and c["profile"] == "paper" for c in cards)]
     missing = [CHAPTER_TITLES[n] for n in papers.NAMES if n not in have]
     if not have:
-        return ('<div class="admonition warning"><p class="admonition-title">Reduced scale</p><p>Every verdict '
-                "above comes from the <code>quick</code> profile: the papers' models and attacks at reduced "
-                "scale on a 2-core CPU. No chapter has a <code>paper</code>-profile result yet (see "
-                '<a href="running.html">Running the notebooks</a> for what it takes).</p></div>')
-    return (f"<p><code>paper</code>-profile scorecards exist for {', '.join(CHAPTER_TITLES[n] for n in have)}"
-            + (f"; not yet for {', '.join(missing)}" if missing else "") + ".</p>")
+        return (
+            '<div class="admonition warning"><p class="admonition-title">Reduced scale</p><p>Every verdict '
+            "above comes from the <code>quick</code> profile: the papers' models and attacks at reduced "
+            "scale on a 2-core CPU. No chapter has a <code>paper</code>-profile result yet (see "
+            '<a href="running.html">Running the notebooks</a> for what it takes).</p></div>'
+        )
+    return (
+        f"<p><code>paper</code>-profile scorecards exist for {', '.join(CHAPTER_TITLES[n] for n in have)}"
+        + (f"; not yet for {', '.join(missing)}" if missing else "")
+        + ".</p>"
+    )
 
 
 def provenance_note(cards: Sequence[Mapping[str, Any]] | None = None) -> str:
@@ -198,9 +240,13 @@ def provenance_note(cards: Sequence[Mapping[str, Any]] | None = None) -> str:
     items = "".join(
         f"<li>{html.escape(CHAPTER_TITLES.get(c['notebook'], c['notebook']))}, <code>{html.escape(c['profile'])}</code>: "
         f"computed at commit <code>{html.escape(c['provenance'].get('git_commit', 'unknown')[:12])}</code> on "
-        f"{html.escape(c['provenance'].get('created', '?')[:10])}</li>" for c in _ordered(cards))
-    return (f"<p>This page was built from commit <code>{html.escape(store.git_commit()[:12])}</code>.</p>"
-            f'<ul class="provenance">{items}</ul>')
+        f"{html.escape(c['provenance'].get('created', '?')[:10])}</li>"
+        for c in _ordered(cards)
+    )
+    return (
+        f"<p>This page was built from commit <code>{html.escape(store.git_commit()[:12])}</code>.</p>"
+        f'<ul class="provenance">{items}</ul>'
+    )
 
 
 def show_html(text: str) -> None:

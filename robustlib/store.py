@@ -41,6 +41,7 @@ _TENSOR = "__tensor__"
 
 # --- keys --------------------------------------------------------------------------------------
 
+
 def _canonical(obj: Any) -> Any:
     """A JSON-able, order-independent form of a config (dataclasses, tuples, paths, floats)."""
     if is_dataclass(obj) and not isinstance(obj, type):
@@ -86,6 +87,7 @@ def _with(stem: Path, suffix: str) -> Path:
 
 # --- provenance --------------------------------------------------------------------------------
 
+
 def git_commit() -> str:
     try:
         out = subprocess.run(
@@ -94,7 +96,9 @@ def git_commit() -> str:
         commit = out.stdout.strip() or "unknown"
         dirty = subprocess.run(
             ["git", "-C", str(paths.root()), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -108,7 +112,9 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return f"cpu:{platform.processor() or platform.machine()} x{os.cpu_count()} threads={torch.get_num_threads()}"
 
 
-def provenance(*, profile: str, seed: int, device: str | torch.device = "cpu", wall_time_s: float | None = None) -> dict[str, Any]:
+def provenance(
+    *, profile: str, seed: int, device: str | torch.device = "cpu", wall_time_s: float | None = None
+) -> dict[str, Any]:
     return {
         "git_commit": git_commit(),
         "profile": profile,
@@ -122,6 +128,7 @@ def provenance(*, profile: str, seed: int, device: str | torch.device = "cpu", w
 
 
 # --- (de)serialisation -------------------------------------------------------------------------
+
 
 def _split(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     """Move tensor leaves into ``tensors`` (keyed by path) and return the JSON remainder."""
@@ -172,8 +179,17 @@ def _write_json(path: Path, obj: Any) -> None:
     _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, allow_nan=True) + "\n"))
 
 
-def save(name: str, config: Mapping[str, Any], result: Mapping[str, Any], *, notebook: str, profile: str,
-         seed: int = 0, device: str | torch.device = "cpu", wall_time_s: float | None = None) -> Path:
+def save(
+    name: str,
+    config: Mapping[str, Any],
+    result: Mapping[str, Any],
+    *,
+    notebook: str,
+    profile: str,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    wall_time_s: float | None = None,
+) -> Path:
     """Write one artifact; return the path of its JSON file."""
     if not isinstance(result, Mapping):
         raise ValueError(f"a stored result must be a dict, got {type(result).__name__}")
@@ -215,8 +231,9 @@ def _touch(stem: Path) -> None:
             f.write(f"{stem.resolve()}\n")
 
 
-def load(name: str, config: Mapping[str, Any], *, notebook: str, profile: str, seed: int = 0,
-         with_meta: bool = False) -> Any:
+def load(
+    name: str, config: Mapping[str, Any], *, notebook: str, profile: str, seed: int = 0, with_meta: bool = False
+) -> Any:
     """The stored result for exactly this config, or ``None``."""
     stem = artifact_stem(name, config, notebook=notebook, profile=profile, seed=seed)
     _touch(stem)
@@ -238,8 +255,17 @@ def load(name: str, config: Mapping[str, Any], *, notebook: str, profile: str, s
     return (result, meta) if with_meta else result
 
 
-def cached(name: str, config: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]], *, notebook: str,
-           profile: str, seed: int = 0, device: str | torch.device = "cpu", retrain: bool = False) -> Any:
+def cached(
+    name: str,
+    config: Mapping[str, Any],
+    compute: Callable[[], Mapping[str, Any]],
+    *,
+    notebook: str,
+    profile: str,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    retrain: bool = False,
+) -> Any:
     """Return the stored result for ``config`` or compute, save and return it.
 
     ``retrain=True`` recomputes and overwrites. Nothing is written when ``compute`` raises.
@@ -265,12 +291,14 @@ def checkpoint_dir(name: str, config: Mapping[str, Any], *, notebook: str, profi
 
 # --- scorecards --------------------------------------------------------------------------------
 
+
 def scorecard_path(notebook: str, profile: str) -> Path:
     return artifact_dir(notebook, profile) / "scorecard.json"
 
 
-def write_scorecard(notebook: str, profile: str, targets: list[Mapping[str, str]], *, seed: int = 0,
-                    device: str | torch.device = "cpu") -> Path:
+def write_scorecard(
+    notebook: str, profile: str, targets: list[Mapping[str, str]], *, seed: int = 0, device: str | torch.device = "cpu"
+) -> Path:
     """Write ``scorecard.json``: one row per reproduction target with an honest verdict."""
     rows = []
     for t in targets:
@@ -285,8 +313,15 @@ def write_scorecard(notebook: str, profile: str, targets: list[Mapping[str, str]
         old = json.loads(path.read_text())
         if old.get("targets") == rows and old.get("provenance", {}).get("seed") == seed:
             return path  # same verdicts: keep the file (and its provenance) so a rerun leaves git clean
-    _write_json(path, {"notebook": notebook, "profile": profile,
-                       "provenance": provenance(profile=profile, seed=seed, device=device), "targets": rows})
+    _write_json(
+        path,
+        {
+            "notebook": notebook,
+            "profile": profile,
+            "provenance": provenance(profile=profile, seed=seed, device=device),
+            "targets": rows,
+        },
+    )
     update_manifest([path])
     return path
 
@@ -300,13 +335,19 @@ def load_scorecards() -> list[dict[str, Any]]:
 
 # --- manifest ----------------------------------------------------------------------------------
 
+
 def _git_ignored(files: list[Path]) -> set[Path]:
     """The files git ignores (large local-only weights, see .gitignore); empty without git."""
     if not files:
         return set()
     try:
-        out = subprocess.run(["git", "-C", str(paths.root()), "check-ignore", "--stdin"], capture_output=True,
-                             text=True, timeout=30, input="\n".join(str(f) for f in files))
+        out = subprocess.run(
+            ["git", "-C", str(paths.root()), "check-ignore", "--stdin"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            input="\n".join(str(f) for f in files),
+        )
     except (OSError, subprocess.SubprocessError):
         return set()
     return {Path(line).resolve() for line in out.stdout.splitlines() if line.strip()}
@@ -366,7 +407,9 @@ def rebuild_manifest() -> int:
     """Re-list every committed artifact (after deleting stale ones by hand); returns the count."""
     with _manifest_lock():
         root = paths.artifacts_dir()
-        entries = {str(p.relative_to(root)): paths.sha256(p) for p in _committed([p for p in root.rglob("*") if p.is_file()])}
+        entries = {
+            str(p.relative_to(root)): paths.sha256(p) for p in _committed([p for p in root.rglob("*") if p.is_file()])
+        }
         _write_manifest(entries)
     return len(entries)
 
@@ -378,8 +421,11 @@ def _strip(filename: str) -> str:
 def prune(notebook: str, profile: str, used_stems: set[str], *, dry_run: bool = False) -> list[Path]:
     """Delete this notebook's artifacts whose stem is not in ``used_stems`` (absolute paths without
     suffix, as ``_touch`` logs them); the scorecard is always kept. Returns the deleted files."""
-    stale = [p for p in sorted(artifact_dir(notebook, profile).glob("*"))
-             if p.is_file() and p.name != "scorecard.json" and str(p.resolve().parent / _strip(p.name)) not in used_stems]
+    stale = [
+        p
+        for p in sorted(artifact_dir(notebook, profile).glob("*"))
+        if p.is_file() and p.name != "scorecard.json" and str(p.resolve().parent / _strip(p.name)) not in used_stems
+    ]
     if not dry_run:
         for p in stale:
             p.unlink()
@@ -402,4 +448,3 @@ def verify_manifest() -> list[str]:
         if str(p.relative_to(root)) not in entries:
             problems.append(f"not listed in MANIFEST: {p.relative_to(root)}")
     return problems
-

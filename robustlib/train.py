@@ -70,6 +70,7 @@ def default_step(loss_fn: LossFn) -> StepFn:
 
 # --- checkpoints -------------------------------------------------------------------------------
 
+
 def _optimizer_to_parts(optimizer: torch.optim.Optimizer | None) -> tuple[dict[str, torch.Tensor], Any]:
     if optimizer is None:
         return {}, None
@@ -95,8 +96,14 @@ def _optimizer_from_parts(optimizer: torch.optim.Optimizer, tensors: dict[str, t
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    epoch: int, history: list[dict[str, float]], extra: dict[str, torch.Tensor] | None = None) -> None:
+def save_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    epoch: int,
+    history: list[dict[str, float]],
+    extra: dict[str, torch.Tensor] | None = None,
+) -> None:
     """Write ``model.safetensors`` into the folder ``path``: the tensors and, in the file's own
     metadata, the epoch, history and optimizer settings, so one atomic rename commits all of it."""
     path.mkdir(parents=True, exist_ok=True)
@@ -106,12 +113,16 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     for k, v in (extra or {}).items():
         tensors[f"extra/{k}"] = v.detach().cpu().contiguous()
     meta = {"epoch": epoch, "history": history, "optimizer": opt_meta}
-    _atomic_write(path / "model.safetensors",
-                  lambda p: save_file(tensors, str(p), metadata={"state": json.dumps(meta)}))
+    _atomic_write(
+        path / "model.safetensors", lambda p: save_file(tensors, str(p), metadata={"state": json.dumps(meta)})
+    )
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    ) -> tuple[int, list[dict[str, float]], dict[str, torch.Tensor]] | None:
+def load_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+) -> tuple[int, list[dict[str, float]], dict[str, torch.Tensor]] | None:
     """Restore in place; return (last finished epoch, history, extra tensors) or None."""
     if not (path / "model.safetensors").exists():
         return None
@@ -121,14 +132,15 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         return None
     meta = json.loads(state)
     tensors = load_file(str(path / "model.safetensors"))
-    model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
+    model.load_state_dict({k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")})
     if optimizer is not None and meta["optimizer"] is not None:
         _optimizer_from_parts(optimizer, tensors, meta["optimizer"])
-    extra = {k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")}
+    extra = {k[len("extra/") :]: v for k, v in tensors.items() if k.startswith("extra/")}
     return meta["epoch"], meta["history"], extra
 
 
 # --- the loop ----------------------------------------------------------------------------------
+
 
 def fit(
     model: torch.nn.Module,
@@ -191,11 +203,12 @@ def fit(
         seen = 0
         first_iter = epoch * per_epoch
         n_iters = min(per_epoch, total_iters - first_iter)
-        bar = tqdm(range(n_iters), desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False,
-                   mininterval=1.0)
+        bar = tqdm(
+            range(n_iters), desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False, mininterval=1.0
+        )
         for i in bar:
             it = first_iter + i
-            idx = order[i * batch_size:(i + 1) * batch_size]
+            idx = order[i * batch_size : (i + 1) * batch_size]
             batch = Batch(x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True), it, epoch)
             if lr_lambda is not None and optimizer is not None:
                 factor = lr_lambda(it)
@@ -227,20 +240,27 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 500,
-            device: str | torch.device = "cpu") -> torch.Tensor:
+def predict(
+    model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 500, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """Class scores for ``x`` in eval mode, batched; returns (N, classes) on the CPU."""
     was_training = model.training
     model.eval()
     try:
-        outs = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+        outs = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0, 10)
 
 
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 500,
-             device: str | torch.device = "cpu") -> float:
+def accuracy(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int = 500,
+    device: str | torch.device = "cpu",
+) -> float:
     return (predict(model, x, batch_size=batch_size, device=device).argmax(1) == y.cpu()).float().mean().item()
 
 
@@ -275,8 +295,9 @@ def cached_model(
         history = train_fn(model, ckpt)
         return {"state": dict(model.state_dict()), "history": history}
 
-    result = store.cached(name, config, compute, notebook=notebook, profile=profile, seed=seed,
-                          device=device, retrain=retrain)
+    result = store.cached(
+        name, config, compute, notebook=notebook, profile=profile, seed=seed, device=device, retrain=retrain
+    )
     model = build()
     model.load_state_dict(result["state"])
     return model.to(device).eval(), result["history"]

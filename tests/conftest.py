@@ -55,6 +55,7 @@ def small_mlp():
     torch.manual_seed(0)
     x, y = data.mnist("train")
     m = MLP(hidden=(64,))
-    train.fit(m, x[:2000], y[:2000], epochs=2, batch_size=50, optimizer=torch.optim.Adam(m.parameters(), 3e-3),
-              progress=False)
+    train.fit(
+        m, x[:2000], y[:2000], epochs=2, batch_size=50, optimizer=torch.optim.Adam(m.parameters(), 3e-3), progress=False
+    )
     return m.eval()

@@ -6,9 +6,13 @@ import torch
 from robustlib import attacks, metrics
 
 EPS_ATTACKS = [
-    ("fgsm", {}), ("pgd", {"steps": 10, "restarts": 2}), ("l2pgd", {"steps": 10}),
-    ("uniform_noise", {"repeats": 3}), ("ifgsm", {"steps": 5}),
-    ("pgd_torch", {"steps": 10, "norm": "linf"}), ("pgd_torch", {"steps": 10, "norm": "l2", "loss": "margin"}),
+    ("fgsm", {}),
+    ("pgd", {"steps": 10, "restarts": 2}),
+    ("l2pgd", {"steps": 10}),
+    ("uniform_noise", {"repeats": 3}),
+    ("ifgsm", {"steps": 5}),
+    ("pgd_torch", {"steps": 10, "norm": "linf"}),
+    ("pgd_torch", {"steps": 10, "norm": "l2", "loss": "margin"}),
 ]
 
 
@@ -101,8 +105,10 @@ def test_fgsm_is_exact_on_a_linear_two_class_model(linear_problem):
         assert torch.equal(res.success[0], expected), eps
 
 
-@pytest.mark.parametrize("name, kw", [("boundary", {"steps": 1000}), ("gaussian_noise", {"draws": 3}),
-                                      ("transfer", {}), ("l2pgd", {"steps": 20})])
+@pytest.mark.parametrize(
+    "name, kw",
+    [("boundary", {"steps": 1000}), ("gaussian_noise", {"draws": 3}), ("transfer", {}), ("l2pgd", {"steps": 20})],
+)
 def test_minimal_l2_attacks_respect_the_exact_lower_bound(name, kw, linear_problem):
     model, x, y = linear_problem
     if name == "transfer":
@@ -127,8 +133,9 @@ def test_transfer_line_search_finds_at_least_what_the_source_attack_found(linear
     image FGSM fools at that epsilon, at a distance no larger (up to the bisection resolution)."""
     model, x, y = linear_problem
     fg = attacks.evaluate(model, x, y, attack="fgsm", epsilons=[0.05])
-    tr = attacks.min_distance(model, x, y, attack="transfer", source=model, norm="linf", source_attack="fgsm",
-                              source_eps=0.05)
+    tr = attacks.min_distance(
+        model, x, y, attack="transfer", source=model, norm="linf", source_attack="fgsm", source_eps=0.05
+    )
     hit = fg.success[0]
     assert hit.any()
     assert (tr.distances[hit] <= 0.05 + 1e-3).all()
@@ -160,12 +167,15 @@ def test_median_and_curves():
     assert metrics.accuracy_curve(d, [0.0, 1.0, 10.0]).tolist() == [0.75, 0.5, 0.25]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"attack": "nosuch", "epsilons": [0.1]}, "valid: fgsm"),
-    ({"attack": "fgsm", "epsilons": [-0.1]}, ">= 0"),
-    ({"attack": "fgsm", "epsilons": []}, "empty"),
-    ({"attack": "fgsm", "epsilons": [float("nan")]}, "finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"attack": "nosuch", "epsilons": [0.1]}, "valid: fgsm"),
+        ({"attack": "fgsm", "epsilons": [-0.1]}, ">= 0"),
+        ({"attack": "fgsm", "epsilons": []}, "empty"),
+        ({"attack": "fgsm", "epsilons": [float("nan")]}, "finite"),
+    ],
+)
 def test_bad_attack_arguments(kwargs, match, linear_problem):
     model, x, y = linear_problem
     with pytest.raises(ValueError, match=match):

@@ -228,4 +228,5 @@ def test_tracked_tree_fits_the_gpu_machines():
     largest = sorted(sizes, key=sizes.get, reverse=True)[:5]
     assert total <= MAX_TRACKED_MIB * 2**20, (
         f"tracked files total {total / 2**20:.1f} MiB > {MAX_TRACKED_MIB} MiB; largest: "
-        + ", ".join(f"{f.relative_to(root)} ({sizes[f] / 2**20:.1f} MiB)" for f in largest))
+        + ", ".join(f"{f.relative_to(root)} ({sizes[f] / 2**20:.1f} MiB)" for f in largest)
+    )

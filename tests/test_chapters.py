@@ -19,8 +19,11 @@ MAX_LINE = 100
 CHAPTERS = sorted((paths.root() / "notebooks").glob("*.md"))
 PAGES = CHAPTERS + sorted((paths.root() / "book").glob("*.md"))
 # Documents a reader of the book does not have: the team's specs, issues, shared notes.
-OUTSIDE = re.compile(r"\bspecs?\b\s*(§|\(|[a-z]+\.md|column|ambiguit)|\bspec'?s\b|\bambiguity [A-Z]{1,3}\d|"
-                     r"\bissue \d+|\.\./shared|found-numbers|DESIGN\.md", re.IGNORECASE)
+OUTSIDE = re.compile(
+    r"\bspecs?\b\s*(§|\(|[a-z]+\.md|column|ambiguit)|\bspec'?s\b|\bambiguity [A-Z]{1,3}\d|"
+    r"\bissue \d+|\.\./shared|found-numbers|DESIGN\.md",
+    re.IGNORECASE,
+)
 
 
 def code_cells(path: Path) -> list[tuple[int, str]]:
@@ -42,9 +45,13 @@ def test_code_lines_fit_the_column(path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_modules_are_imported_under_their_names(path):
-    short = [line for _, src in code_cells(path) for line in src.splitlines()
-             if re.match(r"\s*(import|from)\s.*\bas\s+[A-Za-z]{1,2}\b\s*$", line)
-             and not re.search(r"\bas (np|plt|pd|nn|F)\b", line)]  # the community's standard aliases
+    short = [
+        line
+        for _, src in code_cells(path)
+        for line in src.splitlines()
+        if re.match(r"\s*(import|from)\s.*\bas\s+[A-Za-z]{1,2}\b\s*$", line)
+        and not re.search(r"\bas (np|plt|pd|nn|F)\b", line)
+    ]  # the community's standard aliases
     assert not short, f"{path.name}: one-letter module aliases: {short}"
 
 
@@ -55,8 +62,14 @@ def test_no_reference_outside_the_repository(path):
 
 
 def test_the_outside_reference_pattern_catches_what_it_should():
-    for text in ["see spec §7", "spec ambiguity A1", "ambiguity BA2", "issue 5 asks", "../shared/specs/abs.md",
-                 "the spec's column"]:
+    for text in [
+        "see spec §7",
+        "spec ambiguity A1",
+        "ambiguity BA2",
+        "issue 5 asks",
+        "../shared/specs/abs.md",
+        "the spec's column",
+    ]:
         assert OUTSIDE.search(text), text
     for text in ["inspect the spectrum", "special cases", "the paper's own column", "a specific image"]:
         assert not OUTSIDE.search(text), text

@@ -21,7 +21,7 @@ import pytest
 
 from robustlib import classroom, paths
 
-TINY = '''---
+TINY = """---
 jupytext:
   text_representation:
     extension: .md
@@ -143,10 +143,12 @@ assert _small == 2 and mean(data) == 2, "checks of one exercise run in order"
 ```{code-cell} ipython3
 print("done")
 ```
-'''
+"""
 
-CORRECT = {"tiny-ex-squares": "def squares(xs):\n    return sum(x * x for x in xs)",
-           "tiny-ex-mean": "def mean(xs):\n    return sum(xs) / len(xs)"}
+CORRECT = {
+    "tiny-ex-squares": "def squares(xs):\n    return sum(x * x for x in xs)",
+    "tiny-ex-mean": "def mean(xs):\n    return sum(xs) / len(xs)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -189,14 +191,19 @@ def source_notebooks():
 def test_exercises_checks_and_points_are_read(tiny):
     a, _, bundle, _ = tiny
     assert [(e.label, e.kind, e.points) for e in a.exercises] == [
-        ("tiny-ex-squares", "code", 2), ("tiny-ex-why", "text", 0), ("tiny-ex-mean", "code", 2)]
+        ("tiny-ex-squares", "code", 2),
+        ("tiny-ex-why", "text", 0),
+        ("tiny-ex-mean", "code", 2),
+    ]
     assert a.exercises[0].answer_names == ["squares"] and len(a.exercises[2].checks) == 2
     assert bundle["format"] == classroom.BUNDLE_FORMAT and bundle["profile"] == "smoke"
     assert bundle["exercises"][0]["checks"][0]["code"].startswith("assert squares([1, 2]) == 5")
 
 
 def test_stub_keeps_the_signature_and_raises():
-    src = "import math\n\n\ndef f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return math.sqrt(x)\n    ### END SOLUTION\n"
+    src = (
+        "import math\n\n\ndef f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return math.sqrt(x)\n    ### END SOLUTION\n"
+    )
     stub = classroom._stub(src, "nb-ex-f")
     assert "math.sqrt" not in stub and "def f(x):" in stub and "    y = 1" in stub and "import math" in stub
     ns: dict = {}
@@ -208,8 +215,9 @@ def test_stub_keeps_the_signature_and_raises():
 def _student_leaks(a: classroom.Assignment) -> list[str]:
     """Solution code or text, check code or markers that appear in the student edition."""
     text = "\n".join(c.source for c in a.student.cells)
-    shared = "\n".join(c.source for c in a.instructor.cells
-                       if c.metadata.get("robustlib", {}).get("role") in ("source", "exercise"))
+    shared = "\n".join(
+        c.source for c in a.instructor.cells if c.metadata.get("robustlib", {}).get("role") in ("source", "exercise")
+    )
     leaks = [m for m in ("BEGIN SOLUTION", "END SOLUTION", "# check ") if m in text]
     for e in a.exercises:
         secret_lines = []
@@ -222,7 +230,11 @@ def _student_leaks(a: classroom.Assignment) -> list[str]:
         leaks += [ln for ln in secret_lines if len(ln) > 12 and ln not in shared and ln in text]
     for c in a.student.cells:
         tags = c.metadata.get("tags", [])
-        if "solution" in tags or "check" in tags or c.metadata.get("robustlib", {}).get("role") in ("check", "solution"):
+        if (
+            "solution" in tags
+            or "check" in tags
+            or c.metadata.get("robustlib", {}).get("role") in ("check", "solution")
+        ):
             leaks.append(f"cell tagged {tags}")
     return leaks
 
@@ -248,23 +260,29 @@ def test_every_book_notebook_exports_without_leaking_solutions(src):
     assert a.exercises and _student_leaks(a) == []
     source_code = [c.source for c in jupytext.read(src).cells if c.cell_type == "code"]
     assert [c.source for c in a.instructor.cells if c.cell_type == "code"] == source_code
-    stubs = [c for c in a.student.cells if c.metadata.get("robustlib", {}).get("role") == "answer" and c.cell_type == "code"]
+    stubs = [
+        c for c in a.student.cells if c.metadata.get("robustlib", {}).get("role") == "answer" and c.cell_type == "code"
+    ]
     assert len(stubs) == sum(len(e.solution_code) for e in a.exercises)
     assert all("raise NotImplementedError()" in c.source for c in stubs)
     assert any("parameters" in c.metadata.get("tags", []) for c in a.student.cells)
 
 
 def test_convention_errors_are_listed_and_nothing_is_written(tmp_path, monkeypatch):
-    broken = (TINY.replace(":label: tiny-ex-why\n", "")  # no label
-              .replace("# check tiny-ex-mean points=1\n_small", "# check tiny-ex-nosuch points=1\n_small")
-              .replace("    ### BEGIN SOLUTION\n    return sum(xs)", "    return sum(xs)"))
+    broken = (
+        TINY.replace(":label: tiny-ex-why\n", "")  # no label
+        .replace("# check tiny-ex-mean points=1\n_small", "# check tiny-ex-nosuch points=1\n_small")
+        .replace("    ### BEGIN SOLUTION\n    return sum(xs)", "    return sum(xs)")
+    )
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "tiny.md").write_text(broken)
     monkeypatch.setenv("ROBUSTLIB_HOME", str(tmp_path))
     with pytest.raises(classroom.ConventionError) as err:
         classroom.assignments(tmp_path / "out")
     msg = str(err.value)
-    assert "has no :label:" in msg and "unknown exercise 'tiny-ex-nosuch'" in msg and "END SOLUTION without BEGIN" in msg
+    assert (
+        "has no :label:" in msg and "unknown exercise 'tiny-ex-nosuch'" in msg and "END SOLUTION without BEGIN" in msg
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -275,20 +293,28 @@ def test_a_check_that_cannot_fail_on_the_stub_is_rejected(tmp_path):
 
 
 def test_an_exercise_with_code_and_a_written_part(tmp_path):
-    src = TINY.replace("```{solution-start} tiny-ex-squares\n:class: dropdown\n```\n",
-                       "```{solution-start} tiny-ex-squares\n:class: dropdown\n```\n\nSquares add up.\n")
+    src = TINY.replace(
+        "```{solution-start} tiny-ex-squares\n:class: dropdown\n```\n",
+        "```{solution-start} tiny-ex-squares\n:class: dropdown\n```\n\nSquares add up.\n",
+    )
     (tmp_path / "tiny.md").write_text(src)
     a = classroom.export(tmp_path / "tiny.md")
     assert a.exercises[0].kind == "code+text" and a.exercises[0].points == 2
-    roles = [(c.cell_type, c.metadata["robustlib"]["role"]) for c in a.student.cells
-             if c.metadata["robustlib"].get("exercise") == "tiny-ex-squares"]
+    roles = [
+        (c.cell_type, c.metadata["robustlib"]["role"])
+        for c in a.student.cells
+        if c.metadata["robustlib"].get("exercise") == "tiny-ex-squares"
+    ]
     assert roles == [("markdown", "exercise"), ("markdown", "answer"), ("code", "answer")]
-    assert "plus a written answer" in a.student.cells[[c.metadata["robustlib"]["role"] for c in a.student.cells].index("exercise")].source
+    assert (
+        "plus a written answer"
+        in a.student.cells[[c.metadata["robustlib"]["role"] for c in a.student.cells].index("exercise")].source
+    )
     assert "Squares add up." not in "\n".join(c.source for c in a.student.cells)
 
 
 def test_a_later_cell_that_needs_an_answer_is_a_warning(tmp_path):
-    (tmp_path / "tiny.md").write_text(TINY.replace('print("done")', 'print(squares(data))'))
+    (tmp_path / "tiny.md").write_text(TINY.replace('print("done")', "print(squares(data))"))
     a = classroom.export(tmp_path / "tiny.md")
     assert any("uses the answer ['squares']" in w for w in a.warnings)
 
@@ -314,13 +340,22 @@ def test_unmodified_student_edition_scores_zero(tiny):
 
 def test_pasted_correct_answers_score_full_marks(tiny):
     # the student also adds a cell of their own after an answer: checks run after it
-    path = submission(tiny, {"tiny-ex-squares": "def squares(xs):\n    return helper(xs)", **{
-        k: v for k, v in CORRECT.items() if k != "tiny-ex-squares"}}, "pasted",
-        add_after={"tiny-ex-squares": "def helper(xs):\n    return sum(x * x for x in xs)"})
+    path = submission(
+        tiny,
+        {
+            "tiny-ex-squares": "def squares(xs):\n    return helper(xs)",
+            **{k: v for k, v in CORRECT.items() if k != "tiny-ex-squares"},
+        },
+        "pasted",
+        add_after={"tiny-ex-squares": "def helper(xs):\n    return sum(x * x for x in xs)"},
+    )
     nb = nbformat.read(path, as_version=4)
     for c in nb.cells:
-        if c.metadata.get("robustlib", {}).get("exercise") == "tiny-ex-why" and c.cell_type == "markdown" \
-                and c.metadata["robustlib"]["role"] == "answer":
+        if (
+            c.metadata.get("robustlib", {}).get("exercise") == "tiny-ex-why"
+            and c.cell_type == "markdown"
+            and c.metadata["robustlib"]["role"] == "answer"
+        ):
             c.source = "**Your answer** (`tiny-ex-why`): a square is a product of two equal signs."
         if c.cell_type == "code" and c.source == CORRECT["tiny-ex-mean"]:
             c.metadata = {}  # a front end that dropped our metadata: the check finds `mean` by name
@@ -331,8 +366,11 @@ def test_pasted_correct_answers_score_full_marks(tiny):
 
 
 def test_a_raising_answer_scores_zero_and_the_rest_is_graded(tiny):
-    path = submission(tiny, {"tiny-ex-squares": "raise RuntimeError('student bug')", "tiny-ex-mean": CORRECT["tiny-ex-mean"]},
-                      "raising")
+    path = submission(
+        tiny,
+        {"tiny-ex-squares": "raise RuntimeError('student bug')", "tiny-ex-mean": CORRECT["tiny-ex-mean"]},
+        "raising",
+    )
     r = classroom.grade(path, bundle=tiny[2])
     s = by_label(r)
     assert s["tiny-ex-squares"].score == 0 and "RuntimeError: student bug" in s["tiny-ex-squares"].messages[0]
@@ -342,8 +380,14 @@ def test_a_raising_answer_scores_zero_and_the_rest_is_graded(tiny):
 
 def test_partial_credit_dead_kernel_and_timeout_still_give_scores(tiny):
     # mean passes one of its two checks; then the notebook's last cell kills the kernel
-    path = submission(tiny, {"tiny-ex-squares": CORRECT["tiny-ex-squares"],
-                             "tiny-ex-mean": "def mean(xs):\n    return 2 if len(xs) == 3 else -1"}, "partial")
+    path = submission(
+        tiny,
+        {
+            "tiny-ex-squares": CORRECT["tiny-ex-squares"],
+            "tiny-ex-mean": "def mean(xs):\n    return 2 if len(xs) == 3 else -1",
+        },
+        "partial",
+    )
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import os\nos._exit(3)"))
     nbformat.write(nb, path)
@@ -358,7 +402,9 @@ def test_partial_credit_dead_kernel_and_timeout_still_give_scores(tiny):
     assert r.score == 0 and all(e.status in ("not run", "manual") for e in r.exercises)
 
     # an answer cell that never ends is interrupted after the time limit; the rest is graded
-    path = submission(tiny, {"tiny-ex-squares": "while True:\n    pass", "tiny-ex-mean": CORRECT["tiny-ex-mean"]}, "loop")
+    path = submission(
+        tiny, {"tiny-ex-squares": "while True:\n    pass", "tiny-ex-mean": CORRECT["tiny-ex-mean"]}, "loop"
+    )
     r = classroom.grade(path, bundle=tiny[2], timeout=3)
     s = by_label(r)
     assert s["tiny-ex-squares"].score == 0 and s["tiny-ex-mean"].score == 2
@@ -374,8 +420,21 @@ def test_unreadable_submission_gets_zero_and_a_message(tiny):
 def test_cli_grade_prints_scores_writes_json_and_no_traceback(tiny):
     _, written, _, d = tiny
     path = submission(tiny, {"tiny-ex-squares": "raise RuntimeError('student bug')"}, "cli")
-    out = subprocess.run([sys.executable, "-m", "robustlib", "grade", str(path), "--bundle", str(written["grader"]),
-                          "--json", str(d / "cli.json")], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "robustlib",
+            "grade",
+            str(path),
+            "--bundle",
+            str(written["grader"]),
+            "--json",
+            str(d / "cli.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stdout + out.stderr
     assert re.search(r"tiny-ex-squares\s+code\s+0/2\s+your answer cell raised RuntimeError", out.stdout)
@@ -385,17 +444,22 @@ def test_cli_grade_prints_scores_writes_json_and_no_traceback(tiny):
 
 
 def test_cli_errors_are_clear(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "robustlib", "grade", str(tmp_path / "nosuch.ipynb")],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "robustlib", "grade", str(tmp_path / "nosuch.ipynb")], capture_output=True, text=True
+    )
     assert out.returncode == 2 and "no such submission" in out.stderr and "Traceback" not in out.stderr
-    out = subprocess.run([sys.executable, "-m", "robustlib", "assignments", "--out", str(tmp_path), "--notebook", "nosuch"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "robustlib", "assignments", "--out", str(tmp_path), "--notebook", "nosuch"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2 and "unknown notebook 'nosuch'" in out.stderr
 
 
 def test_cli_assignments_writes_three_files_per_notebook(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "robustlib", "assignments", "--out", str(tmp_path)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "robustlib", "assignments", "--out", str(tmp_path)], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     for src in source_notebooks():
         for part in (f"student/{src.stem}.ipynb", f"instructor/{src.stem}.ipynb", f"grader/{src.stem}.json"):

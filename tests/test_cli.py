@@ -12,8 +12,9 @@ def test_unknown_notebook_is_a_clear_error():
 
 
 def test_unknown_profile_is_rejected_by_the_parser():
-    out = subprocess.run([sys.executable, "-m", "robustlib", "run", "baselines", "--profile", "fast"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "robustlib", "run", "baselines", "--profile", "fast"], capture_output=True, text=True
+    )
     assert out.returncode == 2 and "invalid choice" in out.stderr
 
 
@@ -55,18 +56,23 @@ def test_verify_reports_a_corrupt_mnist_file_without_a_traceback(tmp_path):
 
 
 def test_a_bad_parameter_is_one_line_before_any_kernel_starts():
-    out = subprocess.run([sys.executable, "-m", "robustlib", "run", "notebooks/dam.md", "--profile", "quick",
-                          "-p", "seed", "-1"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "robustlib", "run", "notebooks/dam.md", "--profile", "quick", "-p", "seed", "-1"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == ["error: seed must be a non-negative integer, got -1"]
-    out = subprocess.run([sys.executable, "-m", "robustlib", "run", "dam", "-p", "sead", "1"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "robustlib", "run", "dam", "-p", "sead", "1"], capture_output=True, text=True
+    )
     assert out.returncode == 2 and "valid: profile, seed, device, retrain" in out.stderr
 
 
 def test_compute_names_the_valid_papers():
-    out = subprocess.run([sys.executable, "-m", "robustlib", "compute", "nosuch", "--profile", "smoke"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "robustlib", "compute", "nosuch", "--profile", "smoke"], capture_output=True, text=True
+    )
     assert out.returncode == 2 and "valid: baselines, rbfi, dam, abs, bang, mfbm" in out.stderr
 
 
@@ -74,8 +80,12 @@ def test_every_benchmark_runs_from_the_cli_at_a_tiny_size():
     from robustlib import paths
 
     names = sorted(p.stem.removeprefix("bench_") for p in (paths.root() / "bench").glob("bench_*.py"))
-    out = subprocess.run([sys.executable, "-m", "robustlib", "bench", *names, "--args", "--tiny"],
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-m", "robustlib", "bench", *names, "--args", "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     for name in names:
         assert f"== bench_{name}.py ==" in out.stdout

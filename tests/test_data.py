@@ -68,13 +68,16 @@ def test_scales_and_patches():
     assert p.shape == (9, 4) and p[0].tolist() == [0, 1, 4, 5] and p[-1].tolist() == [10, 11, 14, 15]
 
 
-@pytest.mark.parametrize("bad, match", [
-    (torch.zeros(3, 28, 28), "shape"),
-    (torch.full((2, 1, 28, 28), 1.5), r"\[0, 1\]"),
-    (torch.full((2, 1, 28, 28), -0.1), r"\[0, 1\]"),
-    (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), "floating"),
-    ([[0.0]], "torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.zeros(3, 28, 28), "shape"),
+        (torch.full((2, 1, 28, 28), 1.5), r"\[0, 1\]"),
+        (torch.full((2, 1, 28, 28), -0.1), r"\[0, 1\]"),
+        (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), "floating"),
+        ([[0.0]], "torch.Tensor"),
+    ],
+)
 def test_check_images_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         data.check_images(bad)

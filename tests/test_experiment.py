@@ -83,8 +83,10 @@ def test_model_trains_once_and_loads_the_same_weights(tmp_store):
 
 def test_steps_run_in_order_and_check_their_schedule(tmp_store):
     seen = []
-    steps = [experiment.Step("a", lambda e: seen.append("a") or 1),
-             experiment.Step("b", lambda e: seen.append("b") or 2, after=("a",))]
+    steps = [
+        experiment.Step("a", lambda e: seen.append("a") or 1),
+        experiment.Step("b", lambda e: seen.append("b") or 2, after=("a",)),
+    ]
     assert experiment.run_steps(_exp(), steps) == {"a": 1, "b": 2} and seen == ["a", "b"]
     assert experiment.run_steps(_exp(), steps, only=["b"]) == {"b": 2}
     with pytest.raises(ValueError, match="not listed before"):
@@ -109,10 +111,15 @@ def t_1(results):
     return claims.Finding(f"{100 * acc:.0f} %", claims.grade(acc >= 0.85, acc >= 0.5))
 
 
-@pytest.mark.parametrize(("results", "verdict"), [
-    ({"attack": 0.9}, "reproduced"), ({"attack": 0.6}, "partly"), ({"attack": 0.1}, "not reproduced"),
-    ({}, "not run"),
-])
+@pytest.mark.parametrize(
+    ("results", "verdict"),
+    [
+        ({"attack": 0.9}, "reproduced"),
+        ({"attack": 0.6}, "partly"),
+        ({"attack": 0.1}, "not reproduced"),
+        ({}, "not run"),
+    ],
+)
 def test_scorecard_rows_carry_claim_finding_and_criterion(results, verdict):
     (row,) = claims.scorecard([t_1], results)
     assert row["verdict"] == verdict and row["id"] == "T-1" and row["source"] == "Table 1"
@@ -127,7 +134,10 @@ def test_claims_core_rejects_bad_rules():
     with pytest.raises(ValueError, match="unique"):
         claims.scorecard([t_1, t_1], {"attack": 0.9})
     assert [claims.grade(True), claims.grade(False, True), claims.grade(False)] == [
-        "reproduced", "partly", "not reproduced"]
+        "reproduced",
+        "partly",
+        "not reproduced",
+    ]
 
 
 def test_load_only_loads_what_is_stored_and_names_what_is_not(tmp_store):

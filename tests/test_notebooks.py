@@ -27,7 +27,9 @@ def test_notebook_runs_at_smoke(page):
     out = notebooks.executed_path(page, "smoke")
     wall = notebooks.execute(src, out, {"profile": "smoke", "retrain": True})
     nb = nbformat.read(out, as_version=4)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
     name = page.split("/")[-1]
     card = json.loads(store.scorecard_path(name, "smoke").read_text())
@@ -39,8 +41,12 @@ def test_notebook_runs_at_smoke(page):
     import sys
 
     stored = sorted(store.artifact_dir(name, "smoke").iterdir())
-    done = subprocess.run([sys.executable, "-m", "robustlib", "compute", name, "--profile", "smoke", "--sequential"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "robustlib", "compute", name, "--profile", "smoke", "--sequential"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     again = json.loads(store.scorecard_path(name, "smoke").read_text())
     assert again["targets"] == card["targets"]
@@ -56,7 +62,10 @@ def test_bad_parameter_fails_in_the_first_cells(tmp_path):
         notebooks.execute(src, tmp_path / "bad.ipynb", {"profile": "fastest"})
     assert "valid: smoke, quick, paper" in str(err.value)
     nb = nbformat.read(tmp_path / "bad.ipynb", as_version=4)
-    failed = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and any(
-        o.get("output_type") == "error" for o in c.get("outputs", []))]
+    failed = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.get("outputs", []))
+    ]
     first_code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     assert failed and failed[0] <= first_code[3]

@@ -39,7 +39,7 @@ def test_files_provenance_and_no_pickle(tmp_store):
     # safetensors: an 8-byte little-endian header length followed by a JSON header (no pickle)
     head = st.read_bytes()
     n = int.from_bytes(head[:8], "little")
-    assert json.loads(head[8:8 + n])["t"]["dtype"] == "F32"
+    assert json.loads(head[8 : 8 + n])["t"]["dtype"] == "F32"
 
 
 def test_loading_never_unpickles(tmp_store, monkeypatch):
@@ -133,8 +133,9 @@ def test_manifest_lists_only_files_git_tracks():
     root = paths.root()
     if not (root / ".git").exists():
         pytest.skip("not a git checkout")
-    out = subprocess.run(["git", "-C", str(root), "ls-files", "data/artifacts"], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "data/artifacts"], capture_output=True, text=True, check=True
+    ).stdout.split()
     tracked = {str(Path(f).relative_to("data/artifacts")) for f in out}
     untracked = sorted(set(store.read_manifest()) - tracked)
     assert untracked == [], f"listed in MANIFEST but not added to git: {untracked[:5]} ..."
@@ -145,8 +146,9 @@ def test_prune_keeps_used_artifacts_and_the_scorecard(tmp_store, monkeypatch):
     monkeypatch.setenv(store.TOUCH_LOG, str(log))
     keep = dict(notebook="nb", profile="quick")
     store.cached("a.b", {"x": 1}, lambda: {"t": torch.ones(2)}, **keep)
-    store.write_scorecard("nb", "quick", [{"id": "T-1", "claim": "c", "paper": "1", "ours": "1",
-                                          "verdict": "reproduced"}])
+    store.write_scorecard(
+        "nb", "quick", [{"id": "T-1", "claim": "c", "paper": "1", "ours": "1", "verdict": "reproduced"}]
+    )
     log.unlink()  # a later run uses only "a.b" (loaded) and "c" (computed), not "old"
     store.save("old", {"x": 2}, {"t": torch.zeros(1)}, **keep)
     log.unlink()

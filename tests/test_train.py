@@ -56,9 +56,21 @@ def test_same_seed_same_result_and_hooks():
         m = MLP(hidden=(16,))
         opt = torch.optim.SGD(m.parameters(), lr=0.1)
         lrs, clamps = [], []
-        hist = train.fit(m, x[:300], y[:300], epochs=2, batch_size=64, seed=3, optimizer=opt, progress=False,
-                         lr_lambda=lambda it: 1.0 / (1 + it), after_step=lambda mod: clamps.append(1),
-                         step=None, max_iterations=7, eval_data=(x[:100], y[:100]))
+        hist = train.fit(
+            m,
+            x[:300],
+            y[:300],
+            epochs=2,
+            batch_size=64,
+            seed=3,
+            optimizer=opt,
+            progress=False,
+            lr_lambda=lambda it: 1.0 / (1 + it),
+            after_step=lambda mod: clamps.append(1),
+            step=None,
+            max_iterations=7,
+            eval_data=(x[:100], y[:100]),
+        )
         lrs.append(opt.param_groups[0]["lr"])
         runs.append((hist, [p.detach().clone() for p in m.parameters()]))
         assert len(clamps) == 7 and hist[-1]["iterations"] == 7 and len(hist) == 2

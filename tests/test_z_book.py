@@ -12,7 +12,7 @@ def test_book_builds_strictly_at_smoke():
     notebooks.execute_pages("smoke", reuse=True, extra={"retrain": True})
     html = notebooks.build("smoke", html_dir=paths.build_dir() / "html-smoke")
     # the root index.html is jupyter-book's redirect to the first page of the toc
-    assert 'url=book/intro.html' in (html / "index.html").read_text()
+    assert "url=book/intro.html" in (html / "index.html").read_text()
     assert "Robust without adversarial training" in (html / "book" / "intro.html").read_text()
     for page in notebooks.code_pages():
         assert (html / f"{page}.html").exists(), page

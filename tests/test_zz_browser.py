@@ -23,8 +23,15 @@ from robustlib import notebooks, paths
 
 CHROMIUM = "/usr/bin/chromium"
 MIN_FIGURE_SCALE = 2 / 3  # a figure shown smaller than this is unreadable (its text shrinks with it)
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Run in the page: everything wrong with it that the DOM can tell.
 CHECKS = """() => {
@@ -36,8 +43,8 @@ CHECKS = """() => {
   for (const img of article.querySelectorAll('img')) {
     if (!img.complete || img.naturalWidth === 0) { out.images.push(img.src); continue; }
     const shown = img.getBoundingClientRect().width;
-    if (img.naturalWidth > 80 && shown < img.naturalWidth * %(scale)f)
-      out.small.push(`${img.src.split('/').pop()} at ${Math.round(100 * shown / img.naturalWidth)} %%`);
+    if (img.naturalWidth > 80 && shown < img.naturalWidth * MIN_SCALE)
+      out.small.push(`${img.src.split('/').pop()} at ${Math.round(100 * shown / img.naturalWidth)} %`);
   }
   for (const el of article.querySelectorAll('table, img, mjx-container, pre, .cell_output > *, figure')) {
     if (el.getBoundingClientRect().right > right + 2 && !scrolls(el))
@@ -47,7 +54,7 @@ CHECKS = """() => {
     out.math.push(el.textContent.slice(0, 80));
   for (const a of document.querySelectorAll('a[href]')) out.links.push(a.href);
   return out;
-}""" % {"scale": MIN_FIGURE_SCALE}
+}""".replace("MIN_SCALE", f"{MIN_FIGURE_SCALE:.4f}")
 
 
 def _html_root() -> Path:
