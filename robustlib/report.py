@@ -39,7 +39,9 @@ def html_table(
         "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows
     )
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f'<table class="robustlib-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    # wrapped: a table wider than the column scrolls in its own box instead of overflowing the page
+    table = f'<table class="robustlib-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="table-wrap">{table}</div>'
 
 
 def show_table(
