@@ -9,6 +9,7 @@ same executed notebooks serve the tests (smoke) and ``make book`` (quick), so no
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -106,16 +107,26 @@ def execute(
     nb = jupytext.read(source)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     start = time.perf_counter()
-    papermill.execute_notebook(
-        nb,
-        str(out),
-        parameters=parameters or {},
-        kernel_name="python3",
-        cwd=str(source.parent),
-        progress_bar=False,
-        log_output=log_output,
-        execution_timeout=timeout,
-    )
+    # figures must reach the page: a kernel inheriting MPLBACKEND=Agg (tests, headless shells)
+    # would draw them nowhere
+    backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # the kernel inherits it
+    try:
+        papermill.execute_notebook(
+            nb,
+            str(out),
+            parameters=parameters or {},
+            kernel_name="python3",
+            cwd=str(source.parent),
+            progress_bar=False,
+            log_output=log_output,
+            execution_timeout=timeout,
+        )
+    finally:
+        if backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = backend
     return time.perf_counter() - start
 
 
@@ -211,6 +222,9 @@ def _without_checks(executed: Path, target: Path) -> None:
 
     nb = nbformat.read(executed, as_version=4)
     nb.cells = [c for c in nb.cells if "check" not in c.metadata.get("tags", [])]
+    # papermill keeps the whole input notebook (checks included) as its "input_path": name it instead
+    if "papermill" in nb.metadata:
+        nb.metadata.papermill["input_path"] = f"notebooks/{executed.stem}.md"
     nbformat.write(nb, target)
 
 
