@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ... import attacks, data
+from ... import attacks, data, experiment, protocol
 from ...experiment import Experiment, Step
 from ...metrics import distance
 from ...train import accuracy
@@ -556,15 +556,21 @@ def fig5_label(lam: float) -> str:
     return f"u<=10, lambda={lam:g}"
 
 
+def u10_spec(p: RbfiProfile, lam: float) -> NetSpec:
+    """The main RBFI recipe with u <= 10 and lambda * S (eq. 8) in the loss (Fig. 5)."""
+    base = main_specs(p)["rbfi"]
+    return replace(base, label=f"rbfi-u10-reg{tag(lam)}", u_max=10.0, train=replace(base.train, reg_lambda=lam))
+
+
 def fig5(exp: Experiment) -> dict[str, Any]:
-    """RBFI with u <= 10, lambda = 0 and lambda > 0, vs the main u <= 3 network (run 0), under
-    the paper's PGD with true gradients (in float64: e^{-z} underflows in float32 once z > 88, and
-    z reaches 100 with u <= 10) and through the pseudogradient, on ``n_fig5`` images:
+    """RBFI with u <= 10, lambda = 0 and lambda > 0 (weights stored: the yardstick attacks them
+    too), vs the main u <= 3 network (run 0), under the paper's PGD with true gradients (in
+    float64: e^{-z} underflows in float32 once z > 88, and z reaches 100 with u <= 10) and through
+    the pseudogradient, on ``n_fig5`` images:
     ``{"u<=3" | fig5_label(lambda): {"clean", "bound", "pgd", "pgd_pseudo"}}``."""
     p = exp.profile
-    base = main_specs(p)["rbfi"]
     out: dict[str, Any] = {}
-    rbfi3, _ = network(exp, base, 0)
+    rbfi3, _ = network(exp, main_specs(p)["rbfi"], 0)
     out["u<=3"] = {
         "clean": clean_accuracy(exp, rbfi3),
         "bound": rbfi.sensitivity_bound(rbfi3).item(),
@@ -574,20 +580,14 @@ def fig5(exp: Experiment) -> dict[str, Any]:
         },
     }
     for lam in (0.0, p.rbfi_lambda):
-        spec = replace(base, label=f"rbfi-u10-reg{tag(lam)}", u_max=10.0, train=replace(base.train, reg_lambda=lam))
-
-        def evaluate(model):
-            r = {
-                "clean": clean_accuracy(exp, model),
-                "bound": rbfi.sensitivity_bound(model).item(),
-                "pgd_pseudo": acc_curve(
-                    attack_success(exp, model, "pgd", n=p.n_fig5, epsilons=p.pgd_eps, grad="pseudo")
-                ),
-            }
-            r["pgd"] = acc_curve(attack_success(exp, model, "pgd", n=p.n_fig5, epsilons=p.pgd_eps, float64=True))
-            return r
-
-        out[fig5_label(lam)] = metrics(exp, spec, 0, evaluate, "fig5")
+        spec = u10_spec(p, lam)
+        model, _ = network(exp, spec, 0)
+        r = {"clean": clean_accuracy(exp, model), "bound": rbfi.sensitivity_bound(model).item()}
+        r["pgd_pseudo"] = acc_curve(
+            cached_attack(exp, spec.label, model, "pgd", n=p.n_fig5, epsilons=p.pgd_eps, grad="pseudo")
+        )
+        r["pgd"] = acc_curve(cached_attack(exp, spec.label, model, "pgd", n=p.n_fig5, epsilons=p.pgd_eps, float64=True))
+        out[fig5_label(lam)] = r
     return out
 
 
@@ -640,6 +640,124 @@ def rbf_vs_rbfi(exp: Experiment) -> dict[str, list[float]]:
     return {"RBF (2-norm)": [h["eval_acc"] for h in r["history"]], "RBFI": [h["eval_acc"] for h in hist]}
 
 
+# --- the yardstick (robustlib.protocol) ----------------------------------------------------------
+
+YARDSTICK_SOURCE = "relu-mlp"  # the transfer source: the baselines chapter's ReLU MLP (zoo name)
+
+
+@dataclass(frozen=True)
+class YardstickKey:
+    """One network's yardstick result: the protocol's settings, the network (its store key), what
+    the adapter adds (``adapter.ATTACKS``), the transfer source's store key, and float64."""
+
+    protocol: protocol.ProtocolConfig
+    model: ModelKey
+    adapter: tuple[str, ...]
+    source: Any
+    float64: bool = False
+
+
+def yardstick_config(p: RbfiProfile, **overrides: Any) -> protocol.ProtocolConfig:
+    return protocol.ProtocolConfig.for_profile(p.name, **overrides)
+
+
+def _baselines(exp: Experiment) -> Experiment:
+    """The baselines chapter at ``exp``'s profile, seed and device, load-only (its key only)."""
+    return experiment.start("baselines", exp.profile.name, exp.seed, exp.device, load_only=True)
+
+
+def _source_key(exp: Experiment) -> Any:
+    from ..baselines import experiments as base
+
+    return base.model_key(_baselines(exp), "relu_mlp")
+
+
+def _transfer_source(exp: Experiment) -> torch.nn.Module:
+    from ..baselines import adapter as base_adapter
+
+    return base_adapter.transfer_source(exp.profile.name, exp.device, seed=exp.seed)
+
+
+def evaluate_network(
+    exp: Experiment,
+    name: str,
+    spec: NetSpec,
+    load: Callable[[], torch.nn.Module],
+    config: protocol.ProtocolConfig,
+    *,
+    float64: bool = False,
+) -> protocol.ProtocolResult:
+    """The protocol on run 0 of ``spec`` (``load()`` gives it), stored as ``yardstick-<name>``.
+    RBFI networks get the RBFI adapter (``adapter.rbfi_adapter``), the others none."""
+    from . import adapter
+
+    key = YardstickKey(config, ModelKey(exp.profile, spec), adapter.ATTACKS, _source_key(exp), float64)
+
+    def compute() -> dict[str, Any]:
+        model = load()
+        if float64:
+            model = model.double()
+        if isinstance(model, rbfi.RBFINet):
+            ad = adapter.rbfi_adapter(name, model, exp.profile)
+        else:
+            ad = protocol.Adapter(name, model)
+        x, y = protocol.protocol_images(config)
+        res = protocol.evaluate(ad, x, y, config, source=_transfer_source(exp), progress=exp.progress)
+        return res.to_dict()
+
+    return protocol.ProtocolResult.from_dict(exp.cached(f"yardstick-{name}", key, compute))
+
+
+def yardstick(exp: Experiment) -> dict[str, protocol.ProtocolResult]:
+    """The protocol on the first ``n_images`` test images for each zoo model (``adapter.MODELS``:
+    the main RBFI network and its ReLU network, run 0): ``{zoo name: ProtocolResult}``."""
+    from . import adapter
+
+    specs = main_specs(exp.profile)
+    config = yardstick_config(exp.profile)
+    return {
+        name: evaluate_network(exp, name, specs[adapter.KIND[name]], lambda name=name: adapter.load(exp, name), config)
+        for name in adapter.MODELS
+    }
+
+
+def yardstick_fig5(exp: Experiment) -> dict[str, protocol.ProtocolResult]:
+    """The protocol in L-inf, on the first ``n_fig5`` test images (Fig. 5's), for the u <= 10
+    networks of Fig. 5 (in float64, as the paper's PGD there): ``{fig5_label(lambda): result}``.
+    The u <= 3 network is the main one (the ``yardstick`` step, on its first ``n_fig5`` images)."""
+    p = exp.profile
+    config = yardstick_config(p, n_images=p.n_fig5, norms=("linf",))
+    out = {}
+    for lam in (0.0, p.rbfi_lambda):
+        spec = u10_spec(p, lam)
+        out[fig5_label(lam)] = evaluate_network(
+            exp, spec.label, spec, lambda spec=spec: network(exp, spec, 0)[0], config, float64=True
+        )
+    return out
+
+
+def first_images(result: protocol.ProtocolResult, n: int) -> protocol.ProtocolResult:
+    """``result`` restricted to its first ``n`` images (the per-image distances are stored), so
+    results on different numbers of the same first test images can be compared on the same ones."""
+    if n >= len(result.labels):
+        return result
+
+    def cut(d: attacks.DistanceResult) -> attacks.DistanceResult:
+        return attacks.DistanceResult(
+            d.attack, d.norm, d.distances[:n], None, None if d.sources is None else d.sources[:n]
+        )
+
+    return replace(
+        result,
+        config=replace(result.config, n_images=n),
+        labels=result.labels[:n],
+        clean_correct=result.clean_correct[:n],
+        attacks={nm: {a: cut(r) for a, r in per.items()} for nm, per in result.attacks.items()},
+        trivial={nm: cut(r) for nm, r in result.trivial.items()},
+        combined={nm: cut(r) for nm, r in result.combined.items()},
+    )
+
+
 # --- the schedule ---------------------------------------------------------------------------------
 
 
@@ -657,4 +775,6 @@ def steps(profile: RbfiProfile) -> list[Step]:
         Step("table4", table4, after=("table1", "fig4", "fig5")),
         Step("deep", deep, gpu=True),
         Step("rbf", rbf_vs_rbfi, after=("table1",), gpu=True),
+        Step("yardstick", yardstick, after=("table1",)),
+        Step("yardstick_fig5", yardstick_fig5, after=("fig5",)),
     ]
