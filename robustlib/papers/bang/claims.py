@@ -1,10 +1,13 @@
 """BANG's reported numbers and the verdict rules of its scorecard (BANG-1 .. BANG-8).
 
 Each rule reads the steps' stored results (``results["table1_models"]``, ``["table1_attacks"]``,
-``["grid"]``, ``["beyond"]``, ``["cifar"]``; ``results["profile"]``) and its docstring is the
-criterion the book shows. At ``smoke`` and ``quick`` (a fifth of the paper's training) a rule asks
-for the *direction* of each effect, and for a real effect where one image could decide it; at
-``paper`` it asks for the paper's numbers within stated tolerances.
+``["grid"]``, ``["beyond"]``, ``["yardstick"]``, ``["cifar"]``; ``results["profile"]``) and its
+docstring is the criterion the book shows. The robustness claims (BANG-2, BANG-3, BANG-8) are
+judged on the yardstick (``robustlib.protocol``): its combined result, the per-image minimum over
+every attack of the suite and the paper's own FGS and HC1, on the same first test images for R0
+and B1; the paper's own attacks are quoted beside it, labelled. The other rules ask, at ``smoke``
+and ``quick`` (a fifth of the paper's training), for the *direction* of each effect, and for a real
+effect where one image could decide it; at ``paper`` for the paper's numbers within tolerances.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from typing import Any
 import torch
 
 from ... import claims
-from ...metrics import median_distance
-from .experiments import L2_ATTACKS, LINF_ATTACKS, strongest
+from ...protocol import ProtocolResult
 
 _COLS = (
     "acc",
@@ -77,13 +79,15 @@ ACCURACY = claims.Claim(
 )
 FGS = claims.Claim(
     "BANG-2",
-    "BANG collapses FGS success on LeNet, mostly via blank gradients",
-    f"FGS rate R0 {_R0['fgs_rate']:.2f} % -> B1 {_B1['fgs_rate']:.2f} %; almost every failure a blank gradient",
+    "BANG makes LeNet resist adversarial examples: FGS success collapses",
+    f"FGS rate R0 {_R0['fgs_rate']:.2f} % -> B1 {_B1['fgs_rate']:.2f} % "
+    f"({_R0['fgs_rate'] - _B1['fgs_rate']:.2f} points, no bound on the perturbation); almost every "
+    "failure a blank gradient",
     "Table 1; Sec. 4 (blank gradients)",
 )
 HC1 = claims.Claim(
     "BANG-3",
-    "HC1 still succeeds on BANG models but needs larger, less similar perturbations",
+    "Adversarial examples still exist for BANG models but need larger, less similar perturbations",
     f"HC1 rate {_R0['hc1_rate']:.2f} % -> {_B1['hc1_rate']:.2f} %; PASS {_R0['hc1_pass']:.4f} -> "
     f"{_B1['hc1_pass']:.4f}; L-inf {_R0['hc1_linf']:.2f} -> {_B1['hc1_linf']:.2f} (R0 -> B1)",
     "Table 1; Fig. 2(c)",
@@ -119,8 +123,18 @@ MASKING = claims.Claim(
     "our check of the blank gradients the paper reports in Sec. 4",
 )
 
-NO_CIFAR = "CIFAR-10 cannot be loaded on this machine (no download)"
+HEADLINE = "BANG-2"  # the paper's central robustness claim (the front page summarises the chapter by it)
+
+NO_CIFAR = "not computed: CIFAR-10 is not in data/cifar10"
 PASS_DROP = 0.1  # a PASS drop smaller than this is not "less similar" (the paper: 0.75 -> 0.49)
+# BANG-2: the paper's FGS drop (88.65 points, unbounded perturbation) implies B1 keeps that much more
+# accuracy than R0 at every epsilon under FGS; half of it under all attacks counts as the effect
+PAPER_FGS_DROP = round((_R0["fgs_rate"] - _B1["fgs_rate"]) / 100, 6)
+GAIN_FULL = PAPER_FGS_DROP / 2
+GAIN_SOME = 0.10  # a robustness gain of at least 10 points (and 2 standard errors) is "some"
+LINF_RISE = 1.25  # BANG-3: B1's median minimal L-inf at least this multiple of R0's (paper's HC1: 1.65x)
+MASKING_EPS = 0.3  # BANG-8: FGS failures broken within this L-inf are masking, not robustness
+ZOO = {"R0": "bang-r0", "B1": "bang-b1"}  # Table 1 row -> the yardstick's (zoo) name
 
 
 # --- statistics the rules share --------------------------------------------------------------------
@@ -152,17 +166,6 @@ def _missing_attacks(results: claims.Results) -> claims.Finding | None:
     if results.get("table1_attacks") is None:
         return claims.not_run("Table 1 attacks not computed")
     return None
-
-
-def rate_drop(s0: dict[str, Any], s1: dict[str, Any]) -> tuple[float, float]:
-    """(rate0 - rate1, its binomial standard error) for two attack summaries (``rate`` over
-    ``attacked`` images), with the pooled rate of the two-proportion z-test: it stays meaningful
-    when one rate is 100 % (where the unpooled error would be zero on that side)."""
-    n0, n1 = s0["attacked"], s1["attacked"]
-    if not n0 or not n1:
-        return math.nan, math.nan
-    p = (s0["rate"] * n0 + s1["rate"] * n1) / (n0 + n1)
-    return s0["rate"] - s1["rate"], math.sqrt(p * (1 - p) * (1 / n0 + 1 / n1))
 
 
 def success_values(res: dict[str, Any], name: str) -> torch.Tensor:
@@ -209,12 +212,13 @@ def _robustness_word(b1: float, r0: float) -> str:
     return "only marginally (< 10 %) more robust than" if ratio > 1 else "no more robust than"
 
 
-def survives(beyond: dict[str, Any]) -> str:
-    """One sentence: is B1 more robust than R0 once the attack does not trust the CE gradient?"""
-    li = {r: median_distance(strongest(beyond[r], LINF_ATTACKS)) for r in ("R0", "B1")}
-    l2 = {r: median_distance(strongest(beyond[r], L2_ATTACKS)) for r in ("R0", "B1")}
+def survives(r0: ProtocolResult, b1: ProtocolResult) -> str:
+    """One sentence: is B1 more robust than R0 by the yardstick's median minimal perturbation
+    (every attack combined, the same images)?"""
+    li = {"R0": r0.median("linf"), "B1": b1.median("linf")}
+    l2 = {"R0": r0.median("l2"), "B1": b1.median("l2")}
     return (
-        f"what survives: by the median minimal perturbation over all attacks B1 is "
+        f"by the median minimal perturbation over all attacks B1 is "
         f"{_robustness_word(li['B1'], li['R0'])} R0 in L-inf ({li['B1']:.3f} vs {li['R0']:.3f}) and "
         f"{_robustness_word(l2['B1'], l2['R0'])} R0 in L2 ({l2['B1']:.2f} vs {l2['R0']:.2f})"
     )
@@ -247,6 +251,59 @@ def fgs_collapse(f0: dict[str, Any], f1: dict[str, Any]) -> bool:
     return f1["rate"] <= 0.5 * f0["rate"]
 
 
+# --- the yardstick ------------------------------------------------------------------------------------
+
+
+def yardstick_pair(results: claims.Results) -> tuple[ProtocolResult, ProtocolResult] | None:
+    """(R0's, B1's) yardstick results, or None where the yardstick did not evaluate both."""
+    y = results.get("yardstick")
+    if not y or any(z not in y for z in ZOO.values()):
+        return None
+    return y[ZOO["R0"]], y[ZOO["B1"]]
+
+
+def gain_se(a0: float, a1: float, n: int) -> float:
+    """Standard error of a difference of two accuracies on n images each (pooled two-proportion: it
+    stays meaningful when one accuracy is 0 or 1, where the unpooled error would vanish on that side)."""
+    p = (a0 + a1) / 2
+    return math.sqrt(p * (1 - p) * 2 / n) if n else math.nan
+
+
+def flag_text(res: ProtocolResult, who: str) -> str:
+    """The yardstick's sanity flags of one model in words ("" without flags)."""
+    return "; ".join(f"{who} {f.norm}: {f.kind}" for f in res.flags())
+
+
+def flags_of(*pairs: tuple[ProtocolResult, str]) -> str:
+    text = "; ".join(t for t in (flag_text(r, w) for r, w in pairs) if t)
+    return f"flags: {text}" if text else "no flags"
+
+
+def paper_attack_on(res: ProtocolResult, attack: str) -> dict[str, Any]:
+    """The paper's line search ``attack`` ("bang-fgs"/"bang-hc1") on the yardstick's images:
+    successes, failures (the clean-correct images it does not fool) and the success rate."""
+    d = res.distances("linf", attack).distances
+    ok = res.clean_correct
+    hit = ok & torch.isfinite(d)
+    n = int(ok.sum())
+    return {
+        "attacked": n,
+        "successes": int(hit.sum()),
+        "failed": ok & ~torch.isfinite(d),
+        "rate": int(hit.sum()) / n if n else math.nan,
+    }
+
+
+def robust_gains(r0: ProtocolResult, b1: ProtocolResult) -> dict[float, tuple[float, float, float]]:
+    """Per L-inf threshold: (R0's combined accuracy, B1's, standard error of the difference)."""
+    n = len(b1.labels)
+    out = {}
+    for t in b1.config.thresholds("linf"):
+        a0, a1 = r0.accuracy_at("linf", t), b1.accuracy_at("linf", t)
+        out[t] = (a0, a1, gain_se(a0, a1, n))
+    return out
+
+
 # --- the rules -------------------------------------------------------------------------------------
 
 
@@ -270,63 +327,74 @@ def bang_1(results: claims.Results) -> claims.Finding:
 
 @claims.rule(FGS)
 def bang_2(results: claims.Results) -> claims.Finding:
-    """FGS success rate over correctly classified attack images, R0 vs B1. `smoke`/`quick`:
-    reproduced when B1's rate is at most half of R0's (a collapse); partly when B1's rate is lower
-    by more than 2 binomial standard errors of the difference (two-proportion, pooled); else not
-    reproduced. `paper`: reproduced when R0's rate is at least 80 %, every B row's at most 10 %
-    and at least 80 % of B1's failures are blank gradients; partly on the same 2-SE drop. Not run
-    without R0 and B1 and their attacks."""
-    if (missing := _missing_attacks(results)) is not None:
-        return missing
-    fs = {r: a["fgs_summary"] for r, a in results["table1_attacks"].items()}
-    f0, f1 = fs["R0"], fs["B1"]
-    diff, se = rate_drop(f0, f1)
-    ours = (
-        f"FGS rate R0 {_pct(f0['rate'])} ({f0['successes']}/{f0['attacked']}), B1 {_pct(f1['rate'])} "
-        f"({f1['successes']}/{f1['attacked']}): {100 * diff:.2f} points lower (SE {100 * se:.2f}); "
-        f"B1 failures {f1['failures']}, of which blank {f1['blank_failures']}"
+    """Judged on the yardstick: the combined L-inf accuracy of R0 and B1 (every attack of the
+    suite plus the paper's FGS and HC1, the per-image minimum, on the same first test images) at
+    0.1 and 0.3. The paper's unbounded FGS drop (88.65 points) says B1 keeps about that much more
+    accuracy than R0 under FGS at every epsilon. Reproduced when B1's accuracy exceeds R0's by at least half
+    of that (44.3 points) at both thresholds and B1's yardstick result has no sanity flag; partly
+    when it exceeds R0's by at least 10 points and 2 standard errors at one threshold (or by 44.3
+    points but with a flag); else not reproduced. Beside it, labelled: the paper's FGS success
+    rates on the same images (and the blank-gradient count from Table 1's images). Not run
+    without the yardstick of R0 and B1."""
+    pair = yardstick_pair(results)
+    if pair is None:
+        return claims.not_run("the yardstick did not evaluate R0 and B1")
+    r0, b1 = pair
+    gains = robust_gains(r0, b1)
+    f0, f1 = paper_attack_on(r0, "bang-fgs"), paper_attack_on(b1, "bang-fgs")
+    at = "; ".join(
+        f"L-inf {t:g}: R0 {_pct(a0)}, B1 {_pct(a1)} ({100 * (a1 - a0):+.1f} points, SE {100 * se:.1f})"
+        for t, (a0, a1, se) in gains.items()
     )
-    if _paper(results):
-        blank_share = f1["blank_failures"] / f1["failures"] if f1["failures"] else math.nan
-        worst_b = max(fs[r]["rate"] for r in fs if r.startswith("B"))
-        ours += f"; worst B row {_pct(worst_b)}"
-        v = claims.grade(f0["rate"] >= 0.8 and worst_b <= 0.10 and blank_share >= 0.8, diff > 2 * se)
-    else:
-        v = claims.grade(fgs_collapse(f0, f1), diff > 2 * se)
-    return claims.Finding(ours, v)
+    ours = (
+        f"all attacks, {len(b1.labels)} images: {at}; the paper's FGS on the same images succeeds on "
+        f"R0 {_pct(f0['rate'])} ({f0['successes']}/{f0['attacked']}), B1 {_pct(f1['rate'])} "
+        f"({f1['successes']}/{f1['attacked']})"
+    )
+    att = results.get("table1_attacks")
+    if att is not None and "B1" in att:
+        s1 = att["B1"]["fgs_summary"]
+        ours += f" (Table 1's {s1['attacked']} images: B1 {_pct(s1['rate'])}, {s1['blank_failures']} blank gradients)"
+    ours += "; " + flags_of((r0, "R0"), (b1, "B1"))
+    diffs = [(a1 - a0, se) for a0, a1, se in gains.values()]
+    full = all(d >= GAIN_FULL for d, _ in diffs)
+    some = any(d >= GAIN_SOME and d > 2 * se for d, se in diffs)
+    clean = not any(f.norm == "linf" for f in b1.flags())
+    return claims.Finding(ours, claims.grade(full and clean, some or full))
 
 
 @claims.rule(HC1)
 def bang_3(results: claims.Results) -> claims.Finding:
-    """From the stored per-image values of the successful HC1 examples, two effects: a significant
-    L-inf rise (B1's mean minus R0's above 2 standard errors of the difference) and a PASS drop of
-    at least 0.1 (the paper: 0.75 -> 0.49). `smoke`/`quick`: reproduced when both hold and HC1
-    succeeds on at least 80 % of the images of both models. `paper`: reproduced when both hold,
-    HC1 succeeds on at least 90 % of both, B1's mean PASS is within 0.1 of 0.4880 and its mean
-    L-inf within 20 % of 201.84. Partly when one of the two effects holds; else not reproduced.
-    Not run without R0 and B1 and their attacks."""
+    """Two effects. Larger perturbations, judged on the yardstick: B1's median minimal L-inf
+    perturbation (combined over every attack, the same first test images) is at least 1.25 times
+    R0's (the paper's HC1 examples: 201.84 / 122.60 = 1.65 times). Less similar, from the paper's
+    own HC1 on Table 1's images (labelled): B1's mean PASS of the successful HC1 examples at least
+    0.1 below R0's (the paper: 0.75 -> 0.49). Reproduced when both hold and HC1 succeeds on at least
+    80 % (`paper`: 90 %) of the images of both models; partly when one of the two effects holds;
+    else not reproduced. The L2 medians are quoted beside. Not run without the yardstick of R0 and
+    B1 or their Table 1 attacks."""
     if (missing := _missing_attacks(results)) is not None:
         return missing
+    pair = yardstick_pair(results)
+    if pair is None:
+        return claims.not_run("the yardstick did not evaluate R0 and B1")
+    r0, b1 = pair
     att = results["table1_attacks"]
     h0, h1 = att["R0"]["hc1_summary"], att["B1"]["hc1_summary"]
     e = hc1_effects(att["R0"]["hc1"], att["B1"]["hc1"])
+    med = {n: (r0.median(n), b1.median(n)) for n in ("linf", "l2")}
+    ratio = med["linf"][1] / med["linf"][0] if med["linf"][0] > 0 else math.inf
     ours = (
-        f"HC1 rate R0 {_pct(h0['rate'])}, B1 {_pct(h1['rate'])}; PASS {h0['pass_mean']:.4f} -> "
-        f"{h1['pass_mean']:.4f} (drop {e['pass_drop']:.3f}, needed >= {PASS_DROP:g}); L-inf "
-        f"{h0['linf_mean']:.2f} -> {h1['linf_mean']:.2f} grey levels (rise {e['linf_rise']:.2f} = "
-        f"{e['linf_rise'] / e['linf_se'] if e['linf_se'] > 0 else math.nan:.1f} SE, needed > 2)"
+        f"median minimal perturbation over all attacks ({len(b1.labels)} images): L-inf R0 "
+        f"{med['linf'][0]:.3f}, B1 {med['linf'][1]:.3f} ({ratio:.2f}x, needed >= {LINF_RISE:g}), L2 "
+        f"{med['l2'][0]:.2f} vs {med['l2'][1]:.2f}; the paper's HC1 (Table 1's images): success R0 "
+        f"{_pct(h0['rate'])}, B1 {_pct(h1['rate'])}, PASS {h0['pass_mean']:.3f} -> {h1['pass_mean']:.3f} "
+        f"(drop {e['pass_drop']:.3f}, needed >= {PASS_DROP:g}), mean L-inf {h0['linf_mean']:.1f} -> "
+        f"{h1['linf_mean']:.1f} grey levels; " + flags_of((r0, "R0"), (b1, "B1"))
     )
-    both = e["linf_significant"] and e["pass_dropped"]
-    some = e["linf_significant"] or e["pass_dropped"]
-    if _paper(results):
-        near = (
-            abs(h1["pass_mean"] - _B1["hc1_pass"]) <= 0.1
-            and abs(h1["linf_mean"] - _B1["hc1_linf"]) <= 0.2 * _B1["hc1_linf"]
-        )
-        v = claims.grade(min(h0["rate"], h1["rate"]) >= 0.9 and near and both, some)
-    else:
-        v = claims.grade(min(h0["rate"], h1["rate"]) >= 0.8 and both, some)
-    return claims.Finding(ours, v)
+    larger, less_similar = ratio >= LINF_RISE, e["pass_dropped"]
+    succeeds = min(h0["rate"], h1["rate"]) >= (0.9 if _paper(results) else 0.8)
+    return claims.Finding(ours, claims.grade(larger and less_similar and succeeds, larger or less_similar))
 
 
 @claims.rule(NOISE)
@@ -423,33 +491,42 @@ def bang_7(results: claims.Results) -> claims.Finding:
 
 @claims.rule(MASKING)
 def bang_8(results: claims.Results) -> claims.Finding:
-    """B1's FGS failures with a blank (all-zero float32) gradient are re-run along a direction
-    that does not saturate (the logit margin; the cross-entropy in float64). Reproduced when one
-    of these breaks at least half of them and B1's FGS shows a collapse (success at most half of
-    R0's); partly when it breaks at least one but fewer than half, or at least half without a
-    collapse for them to explain; not reproduced when it breaks none or B1 has no blank-gradient
-    failure. Not run without R0, B1 and their attacks. The finding also says what the attacks
-    that do not trust the gradient find (median minimal perturbations) and how B1's FGS examples
-    compare with the paper's."""
-    if (missing := _missing_attacks(results)) is not None:
-        return missing
-    att = results["table1_attacks"]
-    m, f0, f1 = att["B1"]["masking"], att["R0"]["fgs_summary"], att["B1"]["fgs_summary"]
-    nb = m["blank_failures"]
-    broken = max(m["fgs-margin_successes"], m["fgs-float64_successes"])
+    """On the yardstick's images: the B1 images the paper's FGS line search does not fool (at any
+    perturbation), and how many of them the yardstick's other attacks (APGD through the float64
+    logit-margin surrogate, Square, HopSkipJump, transfer, noise, HC1) fool within L-inf 0.3.
+    Reproduced when they fool at least half of them and the paper's FGS collapses on B1 (success at
+    most half of R0's on the same images); partly when they fool at least half without a collapse
+    for them to explain, or at least one but fewer than half; not reproduced when they fool none
+    or FGS fails on no B1 image. Beside it: Table 1's masking check (B1's blank-gradient FGS
+    failures re-run along the logit margin and in float64). Not run without the yardstick of R0
+    and B1."""
+    pair = yardstick_pair(results)
+    if pair is None:
+        return claims.not_run("the yardstick did not evaluate R0 and B1")
+    r0, b1 = pair
+    f0, f1 = paper_attack_on(r0, "bang-fgs"), paper_attack_on(b1, "bang-fgs")
+    failed = f1["failed"]
+    nf = int(failed.sum())
+    broken = int((failed & (b1.distances("linf").distances <= MASKING_EPS)).sum())
+    collapse = f1["rate"] <= 0.5 * f0["rate"]
     ours = (
-        f"B1 blank-gradient FGS failures {nb}: margin-loss FGS succeeds on {m['fgs-margin_successes']}, "
-        f"float64 FGS on {m['fgs-float64_successes']}"
+        f"the paper's FGS fails on {nf} of B1's {f1['attacked']} correctly classified yardstick images "
+        f"(success {_pct(f1['rate'])} vs R0's {_pct(f0['rate'])}: "
+        + ("a collapse" if collapse else "no collapse")
+        + f"); the other attacks fool {broken} of them within L-inf {MASKING_EPS:g}"
     )
-    beyond = results.get("beyond")
-    if beyond is not None and "B1" in beyond:
-        ours += "; " + survives(beyond) + " ([0,1] units)"
-    ours += "; " + fgs_size_sentence(f0, f1)
-    v = "not reproduced" if nb == 0 else claims.grade(broken >= 0.5 * nb, broken > 0)
-    if v == "reproduced" and not fgs_collapse(f0, f1):
-        v = "partly"  # the failures are masking, but there is no collapse for them to explain
-        ours += f"; no FGS collapse at this profile, so the check covers only these {nb} images"
-    return claims.Finding(ours, v)
+    att = results.get("table1_attacks")
+    if att is not None and "B1" in att:
+        m = att["B1"]["masking"]
+        ours += (
+            f"; Table 1's images: {m['blank_failures']} blank-gradient FGS failures, broken by margin-loss "
+            f"FGS {m['fgs-margin_successes']}, float64 FGS {m['fgs-float64_successes']}"
+        )
+    if nf == 0 or broken == 0:
+        v = "not reproduced"
+    else:
+        v = claims.grade(broken >= 0.5 * nf and collapse, True)
+    return claims.Finding(ours + "; " + flags_of((b1, "B1")), v)
 
 
 RULES = [bang_1, bang_2, bang_3, bang_4, bang_5, bang_6, bang_7, bang_8]

@@ -11,7 +11,11 @@ compute bang --profile P`` and a scheduler all compute exactly the same artifact
 * ``grid``: the (beta, eps) grid of Fig. 2 (+ one regular model as the reference level).
 * ``beyond``: attacks that do not trust the model's gradient, R0 vs B1 (PGD on a margin loss from
   a random start, Boundary, transfer from R0), per-image minimal L-inf / L2 perturbations.
-* ``cifar``: Table 2 and Figs. 4-5 where CIFAR-10 can be loaded (``None`` otherwise).
+* ``yardstick``: the one protocol every model of the book goes through (``robustlib.protocol``),
+  on R0 and B1 through this chapter's adapter (``adapter.py``), transfer from the baselines
+  chapter's ReLU MLP; the robustness verdicts are judged on it.
+* ``cifar``: Table 2 and Figs. 4-5 where CIFAR-10 is on disk (and, at ``paper``, where it can be
+  downloaded); ``None`` otherwise.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ... import attacks, data, train
+from ... import attacks, data, protocol, train
 from ...experiment import Experiment, Step
 from ..baselines.model import LeNet
 from . import evaluation
@@ -156,6 +160,22 @@ def snapshot_iterations(prof: BangProfile) -> list[int]:
     return its if its and its[-1] == prof.iterations else its + [prof.iterations]
 
 
+def models_key(exp: Experiment) -> ModelsKey:
+    """What identifies the Table 1 models of ``exp`` (rows, settings, solver, initial seeds)."""
+    prof, seed = exp.profile, exp.seed
+    rows = tuple(prof.table_rows)
+    unknown = set(rows) - set(TABLE1)
+    if unknown:
+        raise ValueError(f"unknown Table 1 rows {sorted(unknown)}; valid: {', '.join(TABLE1)}")
+    return ModelsKey(
+        prof,
+        rows,
+        {r: TABLE1[r] for r in rows},
+        scaled_solver(LENET_SOLVER, prof.iterations),
+        {r: init_seed(seed, r) for r in rows},
+    )
+
+
 def table1_models(exp: Experiment) -> dict[str, Any]:
     """Train the Table 1 rows of the profile (one stack) and run the noise experiment on R0/B1.
 
@@ -163,16 +183,7 @@ def table1_models(exp: Experiment) -> dict[str, Any]:
     "noise": {...} or None}."""
     prof, seed = exp.profile, exp.seed
     rows = list(prof.table_rows)
-    unknown = set(rows) - set(TABLE1)
-    if unknown:
-        raise ValueError(f"unknown Table 1 rows {sorted(unknown)}; valid: {', '.join(TABLE1)}")
-    key = ModelsKey(
-        prof,
-        tuple(rows),
-        {r: TABLE1[r] for r in rows},
-        scaled_solver(LENET_SOLVER, prof.iterations),
-        {r: init_seed(seed, r) for r in rows},
-    )
+    key = models_key(exp)
     noise_rows = [r for r in ("R0", "B1") if r in rows] if prof.snapshot_every else []
 
     def compute() -> dict[str, Any]:
@@ -466,6 +477,79 @@ def beyond(exp: Experiment) -> dict[str, Any] | None:
     return exp.cached("beyond", RowsKey(prof, tuple(models)), compute)
 
 
+# --- the yardstick ------------------------------------------------------------------------------
+
+SOURCE = "relu-mlp"  # the transfer source: the baselines chapter's standard network (zoo name)
+
+
+@dataclass(frozen=True)
+class YardstickKey:
+    """One model's yardstick result: the protocol's settings, the Table 1 models' key and the row,
+    the transfer source (the baselines chapter's ReLU MLP, by its own store key) and the adapter's
+    surrogate (its margin target)."""
+
+    protocol: protocol.ProtocolConfig
+    models: ModelsKey
+    row: str
+    source: Any
+    margin_target: float
+
+
+def _baselines_experiment(exp: Experiment) -> Experiment:
+    """The baselines chapter at ``exp``'s profile, seed and device (load-only when ``exp`` is)."""
+    from .. import profile as paper_profile
+
+    return Experiment(
+        "baselines",
+        paper_profile("baselines", exp.profile.name),
+        seed=exp.seed,
+        device=exp.device,
+        progress=exp.progress,
+        load_only=exp.load_only,
+    )
+
+
+def transfer_source(exp: Experiment) -> torch.nn.Module:
+    """The yardstick's transfer source, the baselines chapter's ReLU MLP from its own store (trained
+    there if missing, unless ``exp`` is load-only): the same source for every chapter."""
+    from ..baselines import adapter as base_adapter
+
+    return base_adapter.load(_baselines_experiment(exp), SOURCE)
+
+
+def yardstick_config(exp: Experiment) -> protocol.ProtocolConfig:
+    return protocol.ProtocolConfig.for_profile(exp.profile.name)
+
+
+def yardstick(exp: Experiment) -> dict[str, protocol.ProtocolResult]:
+    """The protocol on the first ``n_images`` test images for every zoo model of the profile
+    (R0 and B1): ``{zoo name: ProtocolResult}``, each stored as ``yardstick-<name>``."""
+    from ..baselines import experiments as base
+    from . import adapter
+
+    config = yardstick_config(exp)
+    mkey = models_key(exp)
+    source_key = base.model_key(_baselines_experiment(exp), "relu_mlp")
+    out: dict[str, protocol.ProtocolResult] = {}
+    for name in adapter.MODELS:
+        row = adapter.row(name)
+        if row not in exp.profile.table_rows:
+            continue
+
+        def compute(name: str = name) -> dict[str, Any]:
+            model = adapter.load(exp, name)
+            x, y = protocol.protocol_images(config)
+            res = protocol.evaluate(
+                adapter.adapter(exp, name, model), x, y, config, source=transfer_source(exp), progress=exp.progress
+            )
+            return res.to_dict()
+
+        key = YardstickKey(config, mkey, row, source_key, adapter.MARGIN_TARGET)
+        stored = exp.cached(f"yardstick-{name}", key, compute)
+        out[name] = protocol.ProtocolResult.from_dict(stored)
+    return out
+
+
 def strongest(res: dict[str, Any], names: Sequence[str]) -> torch.Tensor:
     """Per image, the smallest distance over the attacks present; an attack run on fewer images
     (Boundary: the first ``boundary_n``) counts as inf on the others."""
@@ -478,12 +562,21 @@ def strongest(res: dict[str, Any], names: Sequence[str]) -> torch.Tensor:
 # --- CIFAR-10 (Table 2, Figs. 4 and 5) ---------------------------------------------------------
 
 
+def cifar_on_disk() -> bool:
+    """Whether CIFAR-10 is already in ``data/cifar10`` (torchvision's extracted python batches)."""
+    return (data.cifar10_root() / "cifar-10-batches-py" / "test_batch").is_file()
+
+
 def cifar(exp: Experiment) -> dict[str, Any] | None:
-    """Table 2 and Figs. 4-5 on CIFAR-10 where it can be loaded; ``None`` (nothing computed, nothing
-    stored) on a machine that cannot download it."""
+    """Table 2 and Figs. 4-5 on CIFAR-10 where it is on disk; at ``paper`` a download is tried
+    too. ``None`` (nothing computed, nothing stored) otherwise: ``smoke`` and ``quick`` never
+    touch the network."""
+    if not cifar_on_disk() and exp.profile.name != "paper":
+        exp.log("CIFAR-10 is not in data/cifar10: Table 2 and Figs. 4-5 skipped")
+        return None
     train_data, test_data = data.cifar10("train"), data.cifar10("test")
     if train_data is None or test_data is None:
-        exp.log("CIFAR-10 cannot be loaded on this machine: Table 2 and Figs. 4-5 skipped")
+        exp.log("CIFAR-10 could not be loaded: Table 2 and Figs. 4-5 skipped")
         return None
     return cifar_experiment(exp, train_data, test_data)
 
@@ -644,5 +737,6 @@ def steps(profile: BangProfile) -> list[Step]:
         Step("table1_attacks", table1_attacks, after=("table1_models",), gpu=True),
         Step("grid", grid, gpu=True),
         Step("beyond", beyond, after=("table1_models",), gpu=True),
+        Step("yardstick", yardstick, after=("table1_models",), gpu=True),
         Step("cifar", cifar, gpu=True),
     ]

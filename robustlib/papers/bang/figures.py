@@ -15,7 +15,7 @@ import torch
 
 from ... import attacks, data, plots, report
 from ...metrics import median_distance
-from .claims import PAPER_NOISE, PAPER_TABLE1, PAPER_TABLE2, fgs_collapse, fgs_size_sentence, survives
+from .claims import PAPER_NOISE, PAPER_TABLE1, PAPER_TABLE2, ZOO, fgs_collapse, fgs_size_sentence, survives
 from .experiments import L2_ATTACKS, LINF_ATTACKS, TABLE1, strongest
 
 # --- Table 1 -----------------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ def table1_rows(t1: dict[str, Any], att: dict[str, Any]) -> list[dict[str, Any]]
     return table
 
 
-def hc1_examples(att: dict[str, Any], n: int = 8):
+def hc1_examples(att: dict[str, Any], n: int = 6):
     """Fig. 1: test images HC1 broke on both R0 and B1, with the adversarials of each."""
     pair = [r for r in ("R0", "B1") if r in att]
     adv = {r: att[r]["hc1"]["adversarials"] for r in pair}
@@ -94,12 +94,12 @@ def hc1_examples(att: dict[str, Any], n: int = 8):
     titles = [f"label {int(v)}" for v in y[idx]]
     for r in pair:
         hc1 = att[r]["hc1"]
-        titles += [f"L∞ {hc1['linf'][i]:.0f}, PASS {hc1['pass_score'][i]:.2f}" for i in idx.tolist()]
+        titles += [f"L∞ {hc1['linf'][i]:.0f}\nPASS {hc1['pass_score'][i]:.2f}" for i in idx.tolist()]
     return plots.image_grid(
         torch.cat([x[idx]] + [adv[r][idx] for r in pair]),
         titles=titles,
         ncols=len(idx),
-        size=1.35,
+        size=1.1,
         row_labels=["clean"] + [f"HC1 on {r}" for r in pair],
     )
 
@@ -107,11 +107,27 @@ def hc1_examples(att: dict[str, Any], n: int = 8):
 # --- Fig. 2 and Fig. 3 -------------------------------------------------------------------------------
 
 
+def _readable_numbers(fig) -> None:
+    """Black or white cell numbers by the luminance of the cell's own colour (``plots.heatmap``
+    picks them from the data's range, which fails when vmin/vmax are fixed or the map diverges)."""
+    for ax in fig.axes:
+        if not ax.images:
+            continue
+        im = ax.images[0]
+        for text in ax.texts:
+            try:
+                value = float(text.get_text())
+            except ValueError:
+                continue
+            r, g, b, _ = im.cmap(im.norm(value))
+            text.set_color("black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
+
+
 def grid_maps(g: dict[str, Any]):
     """Fig. 2 (a)-(c): accuracy, FGS success and mean HC1 PASS over the (beta, eps) grid."""
     rows, cols = [f"β={b:g}" for b in g["betas"]], [f"ε={e:g}" for e in g["epsilons"]]
     reg = g["regular"]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 0.6 * len(rows) + 2.2))
+    fig, axes = plt.subplots(3, 1, figsize=(6.8, 3 * (0.45 * len(rows) + 1.6)))  # one map a row: column width
     plots.heatmap(
         100 * g["acc"],
         row_labels=rows,
@@ -140,15 +156,24 @@ def grid_maps(g: dict[str, Any]):
         title=f"(c) mean HC1 PASS (regular {reg['hc1_pass']:.3f})",
         cmap="cividis",
     )
+    _readable_numbers(fig)
     fig.tight_layout()
     return fig
+
+
+def blank_rows(g: dict[str, Any]) -> list[dict[str, str]]:
+    """The grid's share of FGS attempts with a blank gradient, one row per beta."""
+    return [
+        {"β": f"{beta:g}", **{f"ε = {e:g}": f"{100 * v:.1f} %" for e, v in zip(g["epsilons"], vals.tolist())}}
+        for beta, vals in zip(g["betas"], g["fgs_blank"])
+    ]
 
 
 def noise_maps(noise: dict[str, Any], names: tuple[str, str] = ("R0", "B1"), title: str = ""):
     """Share of noisy copies relabelled (checkpoint x sigma) for two models, and their difference."""
     a, b = names
     its, sig = noise["iterations"], noise["sigmas"]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 0.45 * len(its) + 2.4))
+    fig, axes = plt.subplots(3, 1, figsize=(6.8, 3 * (0.4 * len(its) + 1.7)))  # one map a row: column width
     kw = dict(
         row_labels=[str(i) for i in its],
         col_labels=[f"{s:g}" for s in sig],
@@ -166,6 +191,7 @@ def noise_maps(noise: dict[str, Any], names: tuple[str, str] = ("R0", "B1"), tit
     plots.heatmap(
         diff, ax=axes[2], title=f"(c) {a} − {b} (points; blue: {b} more robust)", cmap="RdBu", vmin=-lim, vmax=lim, **kw
     )
+    _readable_numbers(fig)
     fig.tight_layout()
     return fig
 
@@ -232,6 +258,16 @@ def margin_histogram(margins: dict[str, np.ndarray]):
     return fig
 
 
+def margin_sentences(margins: dict[str, np.ndarray]) -> str:
+    """Markdown bullets: per model, the share of margins beyond the float32 and float64 limits."""
+    return "\n".join(
+        f"* {r}: {100 * (m > BLANK32).mean():.1f} % of the {len(m)} margins beyond the float32 limit "
+        f"({BLANK32:.1f}), {100 * (m > BLANK64).mean():.1f} % beyond the float64 one ({BLANK64:.1f}); "
+        f"largest margin {m.max():.0f}"
+        for r, m in margins.items()
+    )
+
+
 def masking_rows(att: dict[str, Any]) -> list[dict[str, Any]]:
     """The masking check per row: FGS failures, blank ones, and how many the other directions break."""
     rows = []
@@ -278,35 +314,104 @@ def beyond_rows(bey: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def beyond_curves(bey: dict[str, Any]):
-    """Accuracy vs perturbation size: the paper's FGS vs margin PGD, the strongest L-inf and L2."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 3.6))
-    pair = list(bey)
+    """Accuracy vs L-inf perturbation size: the paper's FGS line search vs PGD on the logit margin."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
     plots.accuracy_distortion(
         {
             f"{r} {BEYOND_NAMES[k]}": attacks.DistanceResult(k, "linf", bey[r][k])
-            for r in pair
+            for r in bey
             for k in ("fgs_line", "pgd_margin")
         },
         norm="L∞",
         eps_max=0.5,
-        ax=axes[0],
+        ax=ax,
         title="the paper's FGS vs margin PGD",
     )
-    for ax, norm, names, top, at in ((axes[1], "linf", LINF_ATTACKS, 0.5, 0.1), (axes[2], "l2", L2_ATTACKS, 5.0, 1.5)):
-        plots.accuracy_distortion(
-            {f"{r} strongest": attacks.DistanceResult("s", norm, strongest(bey[r], names)) for r in pair},
-            norm="L∞" if norm == "linf" else "L2",
-            eps_max=top,
-            ax=ax,
-            title=f"strongest {'L∞' if norm == 'linf' else 'L2'} attack",
-            threshold=at,
-        )
     fig.tight_layout()
     return fig
 
 
-def what_survives(att: dict[str, Any], bey: dict[str, Any] | None) -> list[str]:
-    """This run's reading of the masking check and the attacks that do not trust the gradient."""
+# --- the yardstick ----------------------------------------------------------------------------------
+
+NORM_LABEL = {"linf": "L∞", "l2": "L2"}
+ROW_OF = {"bang-r0": "R0", "bang-b1": "B1"}
+PAPER_ATTACKS = ("bang-fgs", "bang-hc1")  # the paper's own attacks, inside the yardstick's suite
+
+
+def _pct(v: float) -> str:
+    return report.fmt(v, 2, pct=True)  # one decimal: 200 images are 0.5-point steps
+
+
+def _threshold(norm: str, t: float) -> str:
+    """A column name: "L∞ 0.1", "L2 2.0"."""
+    return f"{NORM_LABEL[norm]} {t:g}" if norm == "linf" else f"{NORM_LABEL[norm]} {t:.1f}"
+
+
+def _strongest_text(res, norm: str) -> str:
+    """The attacks that gave the smallest distance, with their image counts (top two)."""
+    counts = res.strongest(norm)
+    return ", ".join(f"{a} ({n})" for a, n in list(counts.items())[:2]) or "—"
+
+
+def yardstick_rows(yard: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model (combined over every attack), then the paper's FGS on the same images."""
+    rows = []
+    for name, res in yard.items():
+        row = {
+            "model": ROW_OF.get(name, name),
+            "attacks": "all (combined)",
+            "clean": _pct(res.clean_accuracy),
+        }
+        for norm in res.norms:
+            for t, a in res.at_thresholds(norm).items():
+                row[_threshold(norm, t)] = _pct(a)
+        row["median L∞"] = report.fmt(res.median("linf"), 3)
+        row["median L2"] = report.fmt(res.median("l2"), 2)
+        row["strongest (L∞ / L2)"] = f"{_strongest_text(res, 'linf')} / {_strongest_text(res, 'l2')}"
+        row["flags"] = "; ".join(f"{f.norm}: {f.kind}" for f in res.flags()) or "none"
+        rows.append(row)
+    for name, res in yard.items():
+        fgs = {t: res.accuracy_at("linf", t, "bang-fgs") for t in res.config.thresholds("linf")}
+        rows.append(
+            {
+                "model": ROW_OF.get(name, name),
+                "attacks": "the paper's FGS alone",
+                "clean": _pct(res.clean_accuracy),
+                **{_threshold("linf", t): _pct(a) for t, a in fgs.items()},
+                "median L∞": report.fmt(res.median("linf", "bang-fgs"), 3),
+            }
+        )
+    return rows
+
+
+def yardstick_curves(yard: dict[str, Any], claimed: dict[str, list[dict]] | None = None):
+    """Accuracy vs epsilon, L-inf above and L2 below: every attack combined (solid), the paper's
+    FGS alone (dashed), and the paper's claimed operating points (markers)."""
+    fig, axes = plt.subplots(2, 1, figsize=(6.8, 6.6))
+    colours = {name: f"C{i}" for i, name in enumerate(yard)}
+    for ax, norm in zip(axes, ("linf", "l2")):
+        for name, res in yard.items():
+            grid, row = list(res.config.grid(norm)), ROW_OF.get(name, name)
+            ax.plot(grid, res.curve(norm).numpy(), "-o", ms=3, color=colours[name], label=f"{row}: all attacks")
+            if norm == "linf":
+                ax.plot(
+                    grid, res.curve(norm, "bang-fgs").numpy(), "--", color=colours[name], label=f"{row}: paper's FGS"
+                )
+            for c in (claimed or {}).get(name, []):
+                if c["norm"] == norm:
+                    ax.plot(c["eps"], c["accuracy"], "*", ms=11, color=colours[name], mec="k")
+        for t in yard[next(iter(yard))].config.thresholds(norm):
+            ax.axvline(t, color="grey", ls=":", lw=1)
+        if norm == "linf" and claimed and any(claimed.values()):
+            ax.plot([], [], "*", ms=11, color="grey", mec="k", label="paper's claim (implied by FGS)")
+        ax.set(xlabel=f"{NORM_LABEL[norm]} perturbation size ([0, 1] units)", ylabel="accuracy", ylim=(0, 1.02))
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def what_survives(att: dict[str, Any], yard: dict[str, Any] | None) -> list[str]:
+    """This run's reading of the masking check and of the yardstick (every attack combined)."""
     lines = []
     if "R0" in att and "B1" in att:
         f0, f1, m1 = att["R0"]["fgs_summary"], att["B1"]["fgs_summary"], att["B1"]["masking"]
@@ -324,9 +429,9 @@ def what_survives(att: dict[str, Any], bey: dict[str, Any] | None) -> list[str]:
             f"{m1['fgs-float64_successes']}."
         )
         lines.append(fgs_size_sentence(f0, f1) + ".")
-    if bey is not None and "B1" in bey:
-        what = survives(bey)
-        lines.append(what[0].upper() + what[1:] + ".")
+    if yard and all(n in yard for n in ZOO.values()):
+        what = survives(yard[ZOO["R0"]], yard[ZOO["B1"]])
+        lines.append(what[0].upper() + what[1:] + " (the yardstick).")
     return lines
 
 
@@ -335,13 +440,13 @@ def what_survives(att: dict[str, Any], bey: dict[str, Any] | None) -> list[str]:
 
 def summary(results: dict[str, Any], iterations: int) -> str:
     """The chapter's findings in words (Markdown bullets), generated from the steps' results."""
-    att, t1, bey = results["table1_attacks"], results["table1_models"], results["beyond"]
+    att, t1, yard = results["table1_attacks"], results["table1_models"], results.get("yardstick")
     lines = []
     if "R0" in att and "B1" in att:
         f0, f1, m1 = att["R0"]["fgs_summary"], att["B1"]["fgs_summary"], att["B1"]["masking"]
         lines.append(
-            f"* **FGS**: success {100 * f0['rate']:.1f} % on R0 and {100 * f1['rate']:.1f} % on B1 after "
-            f"{iterations} iterations ("
+            f"* **FGS** (the paper's attack): success {100 * f0['rate']:.1f} % on R0 and "
+            f"{100 * f1['rate']:.1f} % on B1 after {iterations} iterations ("
             + ("a collapse" if fgs_collapse(f0, f1) else "no collapse; the paper: 90.3 % -> 1.7 %")
             + f"); {f1['blank_failures']} of B1's {f1['failures']} failures are blank "
             f"gradients, and the same line search along the margin-loss gradient breaks "
@@ -351,9 +456,9 @@ def summary(results: dict[str, Any], iterations: int) -> str:
         )
         h0, h1 = att["R0"]["hc1_summary"], att["B1"]["hc1_summary"]
         lines.append(
-            f"* **HC1**: success {100 * h0['rate']:.1f} % vs {100 * h1['rate']:.1f} %, mean L∞ "
-            f"{h0['linf_mean']:.1f} vs {h1['linf_mean']:.1f} grey levels, PASS {h0['pass_mean']:.3f} vs "
-            f"{h1['pass_mean']:.3f} (paper: 122.6 vs 201.8, PASS 0.754 vs 0.488)."
+            f"* **HC1** (the paper's attack): success {100 * h0['rate']:.1f} % vs {100 * h1['rate']:.1f} %, "
+            f"mean L∞ {h0['linf_mean']:.1f} vs {h1['linf_mean']:.1f} grey levels, PASS {h0['pass_mean']:.3f} "
+            f"vs {h1['pass_mean']:.3f} (paper: 122.6 vs 201.8, PASS 0.754 vs 0.488)."
         )
     noise = t1.get("noise")
     if noise is not None:
@@ -367,15 +472,20 @@ def summary(results: dict[str, Any], iterations: int) -> str:
                 else "B1 is not more robust to random noise in this run."
             )
         )
-    if bey is not None and "B1" in bey:
-        s0, s1 = (median_distance(strongest(bey[r], LINF_ATTACKS)) for r in ("R0", "B1"))
-        q0, q1 = (median_distance(strongest(bey[r], L2_ATTACKS)) for r in ("R0", "B1"))
+    if yard and all(n in yard for n in ZOO.values()):
+        r0, b1 = yard[ZOO["R0"]], yard[ZOO["B1"]]
+        acc = ", ".join(
+            f"{t:g}: {100 * r0.accuracy_at('linf', t):.1f} % vs {100 * b1.accuracy_at('linf', t):.1f} %"
+            for t in b1.config.thresholds("linf")
+        )
+        s0, s1, q0, q1 = r0.median("linf"), b1.median("linf"), r0.median("l2"), b1.median("l2")
         lines.append(
-            f"* **Worst case**: the median smallest perturbation over all attacks is L∞ {s0:.3f} (R0) vs "
-            f"{s1:.3f} (B1) and L2 {q0:.2f} vs {q1:.2f} in [0,1] units: "
+            f"* **Worst case** (the yardstick, {len(b1.labels)} images, every attack combined): accuracy "
+            f"R0 vs B1 at L∞ {acc}; median smallest perturbation L∞ {s0:.3f} vs {s1:.3f}, L2 {q0:.2f} vs "
+            f"{q1:.2f}: "
             + (
-                "B1 is not more robust to adversarial perturbations once the attack does not rely on the "
-                "saturated cross-entropy gradient."
+                "B1 is not more robust to adversarial perturbations once the attacks do not rely on the "
+                "saturated float32 cross-entropy gradient."
                 if s1 <= 1.1 * s0 and q1 <= 1.1 * q0
                 else "B1 keeps a margin over R0 even against these attacks."
             )
