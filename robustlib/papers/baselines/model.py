@@ -5,6 +5,8 @@
   dropout layer the BANG paper adds after ReLU(ip1).
 * ``NearestNeighbour``: class score = minus the L2 distance to the nearest training image of that
   class (the ABS paper's NN baseline); differentiable almost everywhere, batched.
+* ``SoftNearestNeighbour``: its soft-minimum relaxation (a temperature), the surrogate the
+  yardstick's gradient attacks differentiate.
 
 Every model takes images (N, 1, 28, 28) in [0, 1] and returns class scores (N, 10). The three
 networks are trained by one recipe (Adam, learning rate 1e-3, cross-entropy; ``trained``), keyed in
@@ -122,6 +124,38 @@ class NearestNeighbour(nn.Module):
                 m = d2.amin(1)
                 best = m if best is None else torch.minimum(best, m)
             scores.append(-best.clamp_min(1e-12).sqrt())
+        return torch.stack(scores, 1)  # (N, classes)
+
+
+class SoftNearestNeighbour(nn.Module):
+    """A differentiable stand-in for :class:`NearestNeighbour` (the gradient attacks' surrogate).
+
+    Score of class c = T log sum_{j in c} exp(-||x - t_j||_2 / T), a soft minimum of the distances:
+    it lies between -min_j ||x - t_j|| and that plus T log(n_c), and tends to nearest neighbour's
+    score as T -> 0. The hard score's gradient sees one training image per class (the nearest);
+    the soft one weighs every image of the class within a few T of it, so a gradient step also
+    "sees" the neighbours an attack is about to meet. Shares the training images of ``nn``.
+    """
+
+    def __init__(self, nn_model: NearestNeighbour, temperature: float = 0.1):
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.nn = nn_model
+        self.temperature = temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nn_, t = self.nn, self.temperature
+        q = x.flatten(1).to(nn_.train_flat.dtype)  # (N, D)
+        q_sq = (q * q).sum(1, keepdim=True)  # (N, 1)
+        scores = []
+        for c in range(len(nn_.bounds) - 1):
+            parts = []  # per chunk: logsumexp_j(-d_j / T), (N,)
+            for s in range(nn_.bounds[c], nn_.bounds[c + 1], nn_.chunk):
+                e = min(s + nn_.chunk, nn_.bounds[c + 1])
+                d2 = q_sq + nn_.train_sq[s:e][None] - 2.0 * q @ nn_.train_flat[s:e].T  # (N, chunk)
+                parts.append(torch.logsumexp(-d2.clamp_min(1e-12).sqrt() / t, dim=1))
+            scores.append(t * torch.logsumexp(torch.stack(parts, 1), dim=1))
         return torch.stack(scores, 1)  # (N, classes)
 
 
