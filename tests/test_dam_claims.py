@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from robustlib import claims
+from robustlib import claims, protocol
+from robustlib.attacks import DistanceResult
 from robustlib.papers.dam import claims as dam_claims
 from robustlib.papers.dam.profile import PROFILES
 
@@ -79,11 +80,50 @@ def fgsm(
     }
 
 
-def whitebox(fgsm_acc: float, strongest: float, name: str = "n=30") -> dict:
+def whitebox(fgsm_acc: float, name: str = "n=30") -> dict:
     eps = [0.05, 0.1, 0.15, 0.2]
+    return {"eps01": eps, "n_images": 200, "by_model": {name: {"fgsm": [fgsm_acc] * 4}}}
+
+
+def protocol_result(name: str, linf: list[float], l2: list[float], *, trivial: float = 9.0) -> protocol.ProtocolResult:
+    """A yardstick result whose combined per-image distances are ``linf`` and ``l2`` (one attack,
+    "apgd-ce", found them); ``trivial``: every image's trivial bound (above it: a flag)."""
+    config = protocol.ProtocolConfig.for_profile("quick", n_images=len(linf))
+    n = len(linf)
+    res = {}
+    for norm, d in (("linf", linf), ("l2", l2)):
+        d = torch.tensor(d, dtype=torch.float64)
+        res[norm] = (DistanceResult("apgd-ce", norm, d), DistanceResult("trivial", norm, torch.full((n,), trivial)))
+    return protocol.ProtocolResult(
+        name,
+        config,
+        torch.zeros(n, dtype=torch.long),
+        torch.ones(n, dtype=torch.bool),
+        {norm: {"apgd-ce": a} for norm, (a, _) in res.items()},
+        {norm: t for norm, (_, t) in res.items()},
+        {norm: DistanceResult("combined", norm, a.distances, None, ["apgd-ce"] * n) for norm, (a, _) in res.items()},
+        {"apgd-ce": "gradient"},
+        {"linf": {}, "l2": {}},
+        {"linf": {}, "l2": {}},
+    )
+
+
+def spread(accuracies: dict[float, float], n: int = 100) -> list[float]:
+    """n per-image distances whose accuracy (share of distances > eps) is ``accuracies[eps]``."""
+    out = []
+    for i in range(n):
+        frac = (i + 0.5) / n  # the image's rank
+        out.append(max([0.0] + [e + 1e-3 for e, a in accuracies.items() if frac < a]))
+    return out
+
+
+def yardstick(n30: dict[float, float], n2: dict[float, float] | None = None, l2: dict[float, float] | None = None):
+    """dam-n2 and dam-n30 with L-inf accuracies at the given epsilons (and L2 ones)."""
+    l2 = l2 or {1.0: 0.5}
+    n2 = n2 or {e: 0.0 for e in n30}
     return {
-        "eps01": eps,
-        "by_model": {name: {"fgsm": [fgsm_acc] * 4, "strongest_linf": [strongest] * 4, "boundary_median_l2": 3.0}},
+        "dam-n2": protocol_result("dam-n2", spread(n2), spread(l2)),
+        "dam-n30": protocol_result("dam-n30", spread(n30), spread(l2)),
     }
 
 
@@ -162,28 +202,59 @@ def test_dam_4_is_at_most_partly_because_the_look_is_judged_by_eye():
 # --- DAM-5 ----------------------------------------------------------------------------------------
 
 
+ROBUST_L2 = {0.9: 0.95, 1.0: 0.95}  # dam-n30 keeps 95 % at L2 1.0 (the n = 2 set's size in transfer())
+FRAGILE_L2 = {0.9: 0.5, 1.0: 0.5}  # ... 50 %
+
+
 def test_dam_5_at_paper():
     good = {(2, 30): 0.03, (3, 30): 0.05}
-    assert verdict(dam_claims.dam_5, transfer=transfer(0.98, good), profile=PAPER) == "reproduced"
-    assert verdict(dam_claims.dam_5, transfer=transfer(0.98, {(2, 30): 0.2}), profile=PAPER) == "partly"
-    assert (
-        verdict(dam_claims.dam_5, transfer=transfer(0.9, {(2, 30): 0.2, (3, 30): 0.2}), profile=PAPER)
-        == "not reproduced"
-    )
+    ys = yardstick({0.1: 0.5}, l2=ROBUST_L2)
+    assert verdict(dam_claims.dam_5, transfer=transfer(0.98, good), yardstick=ys, profile=PAPER) == "reproduced"
+    weak = yardstick({0.1: 0.5}, l2=FRAGILE_L2)
+    assert verdict(dam_claims.dam_5, transfer=transfer(0.98, good), yardstick=weak, profile=PAPER) == "partly"
+    part = transfer(0.98, {(2, 30): 0.2})
+    assert verdict(dam_claims.dam_5, transfer=part, yardstick=ys, profile=PAPER) == "partly"
+    bad = transfer(0.9, {(2, 30): 0.2, (3, 30): 0.2})
+    assert verdict(dam_claims.dam_5, transfer=bad, yardstick=ys, profile=PAPER) == "not reproduced"
 
 
 def test_dam_5_reduced_profiles():
+    ys = yardstick({0.1: 0.5}, l2=ROBUST_L2)
     # large n resist (<= diagonal / 3) and clearly better than the other small n (<= half of it)
     specific = {(2, 20): 0.05, (2, 30): 0.05, (2, 3): 0.5}
-    assert verdict(dam_claims.dam_5, transfer=transfer(0.95, specific)) == "reproduced"
+    assert verdict(dam_claims.dam_5, transfer=transfer(0.95, specific), yardstick=ys) == "reproduced"
     weak = {(2, 20): 0.14, (2, 30): 0.18, (2, 3): 0.17}  # quick's numbers: transfer is weak everywhere
-    found = dam_claims.dam_5({"profile": QUICK, "transfer": transfer(0.95, weak)})
+    found = dam_claims.dam_5({"profile": QUICK, "transfer": transfer(0.95, weak), "yardstick": ys})
     assert found.verdict == "partly" and "no better than small n" in found.ours
-    assert verdict(dam_claims.dam_5, transfer=transfer(0.95, {(2, 20): 0.5, (2, 30): 0.05, (2, 3): 0.5})) == "partly"
-    assert verdict(dam_claims.dam_5, transfer=transfer(0.5, {(2, 20): 0.5, (2, 30): 0.5})) == "not reproduced"
-    one_small = replace(QUICK, n_values=(2, 20))  # no second small n: no comparison with it
-    assert verdict(dam_claims.dam_5, transfer=transfer(0.95, {(2, 20): 0.1}), profile=one_small) == "reproduced"
-    assert verdict(dam_claims.dam_5, transfer=transfer(), profile=replace(QUICK, n_values=(2, 3))) == "not run"
+    other = {(2, 20): 0.5, (2, 30): 0.05, (2, 3): 0.5}
+    assert verdict(dam_claims.dam_5, transfer=transfer(0.95, other), yardstick=ys) == "partly"
+    assert verdict(dam_claims.dam_5, transfer=transfer(0.5, {(2, 20): 0.5, (2, 30): 0.5}), yardstick=ys) == (
+        "not reproduced"
+    )
+    one_small = replace(QUICK, n_values=(2, 30))  # no second small n: no comparison with it
+    assert verdict(dam_claims.dam_5, transfer=transfer(0.95, {(2, 30): 0.1}), yardstick=ys, profile=one_small) == (
+        "reproduced"
+    )
+    two_small = replace(QUICK, n_values=(2, 3))
+    assert verdict(dam_claims.dam_5, transfer=transfer(), yardstick=ys, profile=two_small) == "not run"
+
+
+def test_dam_5_needs_robustness_at_the_size_of_the_small_n_set():
+    specific = {(2, 20): 0.05, (2, 30): 0.05, (2, 3): 0.5}  # every transfer check holds: 95 % of the set
+    at_size = yardstick({0.1: 0.5}, l2={0.9: 0.86, 1.0: 0.86})  # 9 points below the set: robust
+    assert verdict(dam_claims.dam_5, transfer=transfer(0.95, specific), yardstick=at_size) == "reproduced"
+    found = dam_claims.dam_5(
+        {"profile": QUICK, "transfer": transfer(0.95, specific), "yardstick": yardstick({0.1: 0.5}, l2=FRAGILE_L2)}
+    )
+    assert found.verdict == "partly" and "is not robustness" in found.ours and "L2 1.00" in found.ours
+    assert "dam-n30: no flags" in found.ours
+
+
+def test_dam_5_shows_the_yardstick_flags():
+    ys = yardstick({0.1: 0.5}, l2=ROBUST_L2)
+    ys["dam-n30"] = protocol_result("dam-n30", spread({0.4: 0.5}), spread(ROBUST_L2), trivial=0.05)
+    found = dam_claims.dam_5({"profile": QUICK, "transfer": transfer(0.95), "yardstick": ys})
+    assert "FLAGS: attack failure (linf)" in found.ours and "distance above trivial bound" in found.ours
 
 
 # --- DAM-6 ----------------------------------------------------------------------------------------
@@ -231,23 +302,25 @@ def test_dam_7_at_paper():
 EPS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 
 
-def test_dam_8_reduced_profiles_compare_at_0_2_and_0_3():
-    small, large = [0.0, 0.3, 0.6, 0.9, 0.95, 0.97], [0.0, 0.2, 0.4, 0.6, 0.7, 0.8]
-    assert verdict(dam_claims.dam_8, fgsm=fgsm(EPS, {2: small, 20: large})) == "reproduced"
-    mixed = [0.0, 0.2, 0.4, 0.95, 0.7, 0.8]
-    assert verdict(dam_claims.dam_8, fgsm=fgsm(EPS, {2: small, 20: mixed})) == "partly"
-    assert verdict(dam_claims.dam_8, fgsm=fgsm(EPS, {2: large, 20: small})) == "not reproduced"
-    assert verdict(dam_claims.dam_8, fgsm=fgsm([0.0, 0.5], {})) == "not run"  # neither 0.2 nor 0.3
-    assert verdict(dam_claims.dam_8, fgsm=fgsm(EPS), profile=replace(QUICK, n_values=(20, 30))) == "not run"
+def test_dam_8_reduced_profiles_compare_the_strongest_attacks_at_0_1_and_0_15():
+    n2 = {0.1: 0.2, 0.15: 0.05}  # accuracies: errors 80 %, 95 %
+    fg = fgsm(EPS)
+    assert verdict(dam_claims.dam_8, yardstick=yardstick({0.1: 0.5, 0.15: 0.3}, n2), fgsm=fg) == "reproduced"
+    assert verdict(dam_claims.dam_8, yardstick=yardstick({0.1: 0.5, 0.15: 0.1}, n2), fgsm=fg) == "partly"
+    found = dam_claims.dam_8({"profile": QUICK, "yardstick": yardstick({0.1: 0.25, 0.15: 0.1}, n2), "fgsm": fg})
+    assert found.verdict == "not reproduced"  # lower, but by less than 10 points
+    assert "The paper's FGSM (1000 images)" in found.ours and "n=30 50.0 %" in found.ours
+    assert "dam-n2: no flags" in found.ours
 
 
-def test_dam_8_at_paper_every_large_n_below_every_small_n():
-    small, large = [0.0, 0.3, 0.6, 0.9, 0.95, 0.97], [0.0, 0.2, 0.4, 0.6, 0.7, 0.8]
-    errors = {2: small, 3: small, 20: large, 30: large}
-    assert verdict(dam_claims.dam_8, fgsm=fgsm(EPS, errors), profile=PAPER) == "reproduced"
-    assert verdict(dam_claims.dam_8, fgsm=fgsm(EPS, {**errors, 30: small}), profile=PAPER) == "partly"
-    swapped = {2: large, 3: large, 20: small, 30: small}
-    assert verdict(dam_claims.dam_8, fgsm=fgsm(EPS, swapped), profile=PAPER) == "not reproduced"
+def test_dam_8_at_paper_compares_every_grid_epsilon_up_to_0_25():
+    grid = [e for e in protocol.LINF_GRID if 0 < e <= 0.25]
+    fg = fgsm(EPS)
+    robust = {e: 0.6 for e in grid}
+    assert verdict(dam_claims.dam_8, yardstick=yardstick(robust), fgsm=fg, profile=PAPER) == "reproduced"
+    late = {e: (0.6 if e <= 0.1 else 0.0) for e in grid}
+    assert verdict(dam_claims.dam_8, yardstick=yardstick(late), fgsm=fg, profile=PAPER) == "partly"
+    assert verdict(dam_claims.dam_8, yardstick=yardstick({0.1: 0.0}), fgsm=fg, profile=PAPER) == "not reproduced"
 
 
 # --- DAM-9 ----------------------------------------------------------------------------------------
@@ -274,12 +347,23 @@ def test_dam_9_at_paper():
 # --- DAM-B1 ---------------------------------------------------------------------------------------
 
 
-def test_dam_b1_strongest_attack_against_fgsm():
-    assert verdict(dam_claims.dam_b1, whitebox=whitebox(0.70, 0.65)) == "reproduced"
-    assert verdict(dam_claims.dam_b1, whitebox=whitebox(0.70, 0.50)) == "partly"
-    assert verdict(dam_claims.dam_b1, whitebox=whitebox(0.705, 0.325)) == "not reproduced"  # quick's numbers
-    found = dam_claims.dam_b1({"profile": QUICK, "whitebox": whitebox(0.7, 0.7, name="n=2")})
-    assert found.verdict == "not run" and "no large-n model" in found.ours
+def test_dam_b1_the_strongest_attacks_against_the_papers_fgsm():
+    def b1(fgsm_acc, n30, **kw):
+        return dam_claims.dam_b1({"profile": QUICK, "whitebox": whitebox(fgsm_acc, **kw), "yardstick": yardstick(n30)})
+
+    assert b1(0.70, {0.1: 0.65}).verdict == "reproduced"
+    assert b1(0.70, {0.1: 0.50}).verdict == "partly"
+    found = b1(0.705, {0.1: 0.24})  # about quick's numbers
+    assert found.verdict == "not reproduced"
+    assert "24.0 % under the strongest attacks" in found.ours and "70.5 % under the paper's FGSM" in found.ours
+    assert "dam-n30: no flags" in found.ours and "(mostly apgd-ce)" in found.ours
+    found = b1(0.7, {0.1: 0.7}, name="n=2")
+    assert found.verdict == "not run" and "did not attack n=30" in found.ours
+
+
+def test_the_headline_is_the_title_claim():
+    assert dam_claims.HEADLINE == "DAM-B1"
+    assert "robust to adversarial inputs" in dam_claims.DAM_B1.claim
 
 
 # --- the whole scorecard ----------------------------------------------------------------------------
@@ -293,7 +377,8 @@ def test_the_scorecard_has_one_row_per_rule_with_its_criterion():
         "rubbish": rubbish({20: 0.5, 30: 0.5}, {(2, 2): 0.5, (2, 20): 0.1}),
         "transfer": transfer(),
         "fgsm": fgsm(EPS),
-        "whitebox": whitebox(0.7, 0.65),
+        "whitebox": whitebox(0.7),
+        "yardstick": yardstick({0.1: 0.65, 0.15: 0.5}),
     }
     rows = claims.scorecard(dam_claims.RULES, results)
     assert [r["id"] for r in rows] == [rule.claim.id for rule in dam_claims.RULES]

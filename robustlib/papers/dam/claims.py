@@ -6,6 +6,12 @@ Each rule reads the stored results of the steps in ``experiments.py`` (``results
 rules hold our numbers against the paper's; at the reduced profiles (``smoke``, ``quick``: K = 100
 memories or fewer, a few epochs) against a reduced-scale version of the same claim. "Small n" means
 n <= 3 and "large n" n >= 20.
+
+The robustness claims (DAM-5 transfer, DAM-8 FGSM, DAM-B1 the title claim) are judged on the book's
+yardstick (``results["yardstick"]``: ``robustlib.protocol`` on dam-n2 and dam-n30, the first 200
+test images at quick): per image the smallest adversarial over every attack of the protocol, the
+paper's own attacks included; the paper's attack is quoted beside it, labelled. ``HEADLINE`` is the
+paper's central robustness claim, the row the book's front page and the chapter's verdict box show.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import torch
 
 from ... import claims
 from ...claims import Claim, Finding
+
+HEADLINE = "DAM-B1"  # the title claim: large-n DAMs are robust to adversarial inputs
 
 # --- the paper's numbers ([Krotov & Hopfield 2018]) ------------------------------------------
 
@@ -98,9 +106,10 @@ DAM_9 = Claim(
 )
 DAM_B1 = Claim(
     "DAM-B1",
-    "Beyond the paper: the large-n robustness survives direct white-box attacks",
-    "only FGSM shown; BIM / least-likely 'very similar' (text)",
-    "Section 6 (the paper attacks with FGSM only; beyond the paper)",
+    "Large-n DAMs are robust to adversarial inputs (the title claim)",
+    "robust under FGSM (curves in an image); BIM / least-likely 'very similar' (text); no accuracy "
+    "under a stronger attack",
+    "Title, abstract and section 6 (the paper attacks with FGSM only; the strongest attacks are beyond it)",
 )
 
 
@@ -123,6 +132,23 @@ def _missing(results: dict[str, Any], *names: str) -> Finding | None:
 
 
 NEEDS_BOTH = "needs a small (n <= 3) and a large (n >= 20) model"
+
+SMALL, LARGE = "dam-n2", "dam-n30"  # the yardstick's models (adapter.MODELS)
+STRONGEST = "the strongest attacks (yardstick)"
+
+
+def _flags(result: Any) -> str:
+    """The protocol's sanity flags of one yardstick result, for a row's "ours" (never hidden)."""
+    found = result.flags()
+    if not found:
+        return f"{result.model}: no flags"
+    return f"{result.model} FLAGS: " + "; ".join(f"{f.kind} ({f.norm})" for f in found)
+
+
+def _strongest(result: Any, norm: str) -> str:
+    """The attack that gave the smallest distance for most images."""
+    counts = result.strongest(norm)
+    return next(iter(counts), "none")
 
 
 def _by_checks(ours: str, flags: list[bool]) -> Finding:
@@ -229,59 +255,83 @@ def dam_4(results) -> Finding:
 
 @claims.rule(DAM_5)
 def dam_5(results) -> Finding:
-    """Error of each model (column) on each model's boundary set (row). At the paper profile:
-    reproduced when the largest n errs on at most 6 % of every small-n set and every diagonal cell (a model
-    on its own set) is at least 97 %; partly when some of these hold. At the reduced profiles, with
-    s the smallest n: every diagonal cell at least 90 % and every large n's error on the s set at
-    most a third of the s diagonal; reproduced when all of these hold and (when there is a second
-    small n) every large n's error on the s set is also at most half the second small n's error on
-    it, i.e. large n resist clearly better than small n do; partly when only some hold, or all but
-    that last comparison; else not reproduced. Not run without a small and a large model."""
-    if missing := _missing(results, "transfer"):
+    """Transfer (the paper's attack): error of each model (column) on each model's boundary set
+    (row: the first test images, 500 at quick, each pushed one step past the row model's decision
+    boundary). At the paper profile the transfer checks are: the largest n errs on at most 6 % of
+    every small-n set and every diagonal cell (a model on its own set) is at least 97 %. At the
+    reduced profiles, with s the smallest n: every diagonal cell at least 90 % and every large n's
+    error on the s set at most a third of the s diagonal, and (when there is a second small n)
+    every large n's error on the s set at most half the second small n's, i.e. large n resist
+    clearly better than small n do. Judged on the yardstick: dam-n30's accuracy under the strongest
+    attacks (every attack of the protocol, on its first test images, 200 at quick) at the L2 size of
+    the smallest n's boundary set (its median distance) must be at most 10 points below dam-n30's
+    accuracy on that set: the resistance is robustness at that size, not a property of the images.
+    Reproduced when every transfer check and the yardstick check hold; partly when some transfer
+    checks hold (the yardstick check failing caps the verdict at partly); else not reproduced. Not
+    run without a small and a large model."""
+    if missing := _missing(results, "transfer", "yardstick"):
         return missing
     ns, small, large = _ns(results)
     tr = results["transfer"]
     idx = {name: i for i, name in enumerate(tr["names"])}
+    suffix = f" ({tr['n_images']} images per set)"
+    if not (small and large):
+        return claims.not_run(NEEDS_BOTH + suffix)
 
     def cell(gen: str, clf: str) -> float:
         return tr["error"][idx[gen], idx[clf]].item()
 
     diag = {n: cell(f"n={n}", f"n={n}") for n in ns}
-    suffix = f" ({tr['n_images']} images per set)"
+    s = min(ns)
     if _at_paper(results):
-        big = max(ns)
-        cells = [cell(f"n={s}", f"n={big}") for s in small]
-        flags = [c <= 2 * PAPER_TRANSFER_ERROR for c in cells] + [diag[n] >= 0.97 for n in ns]
+        cells = {sm: cell(f"n={sm}", f"n={max(ns)}") for sm in small}
+        flags = [c <= 2 * PAPER_TRANSFER_ERROR for c in cells.values()] + [diag[n] >= 0.97 for n in ns]
         ours = (
-            f"n={big} error on the n={small} sets: "
-            + ", ".join(_pct(c) for c in cells)
+            f"n={max(ns)} error on the n={small} sets: "
+            + ", ".join(_pct(c) for c in cells.values())
             + "; diagonal "
             + ", ".join(_pct(diag[n]) for n in ns)
             + " (targets: <= 6 %, >= 97 %)"
         )
-        return _by_checks(ours + suffix, flags)
-    if not (small and large):
-        return claims.not_run(NEEDS_BOTH + suffix)
-    s = min(ns)
-    cells = {n: cell(f"n={s}", f"n={n}") for n in large}
-    flags = [diag[n] >= 0.9 for n in ns] + [c * 3 <= diag[s] for c in cells.values()]
-    ours = (
-        "diagonal "
-        + ", ".join(_pct(diag[n]) for n in ns)
-        + f"; error on the n={s} set: "
-        + ", ".join(f"n={n} {_pct(c)}" for n, c in cells.items())
-        + " (targets: diagonal >= 90 %, large-n cells <= diagonal / 3)"
-    )
-    others = [n for n in small if n != s]
-    if others:  # small-n adversarials do transfer between small n (the paper): large n must do better
-        cross = cell(f"n={s}", f"n={others[0]}")
-        ours += f"; n={others[0]} error on the n={s} set {_pct(cross)}"
-        if all(flags) and not all(c <= cross / 2 for c in cells.values()):
-            flags = [True, False]  # partly: large n resist, but no better than small n do
-            ours += " (large n resist no better than small n: the transfer itself is weak)"
+    else:
+        cells = {n: cell(f"n={s}", f"n={n}") for n in large}
+        flags = [diag[n] >= 0.9 for n in ns] + [c * 3 <= diag[s] for c in cells.values()]
+        ours = (
+            "diagonal "
+            + ", ".join(_pct(diag[n]) for n in ns)
+            + f"; error on the n={s} set: "
+            + ", ".join(f"n={n} {_pct(c)}" for n, c in cells.items())
+            + " (targets: diagonal >= 90 %, large-n cells <= diagonal / 3)"
+        )
+        others = [n for n in small if n != s]
+        if others:  # small-n adversarials do transfer between small n (the paper): large n must do better
+            cross = cell(f"n={s}", f"n={others[0]}")
+            ours += f"; n={others[0]} error on the n={s} set {_pct(cross)}"
+            specific = all(c <= cross / 2 for c in cells.values())
+            flags.append(specific)
+            if not specific:
+                ours += " (large n resist no better than small n: the transfer itself is weak)"
     if "ReLU MLP" in idx:
         ours += f"; ReLU MLP error on the n={s} set {_pct(cell(f'n={s}', 'ReLU MLP'))}"
-    return _by_checks(ours + suffix, flags)
+    ours += suffix
+    # the yardstick: is dam-n30 robust at the size of the small-n adversarials?
+    big = int(LARGE.removeprefix("dam-n"))
+    r = results["yardstick"][LARGE]
+    if f"n={big}" not in idx:
+        return claims.not_run(f"the transfer table has no n={big} column" + suffix)
+    size = tr["stats"][f"n={s}"]["median_l2_pm1"] / 2  # [0, 1] units
+    kept = 1.0 - cell(f"n={s}", f"n={big}")
+    adaptive = r.accuracy_at("l2", size)
+    robust = adaptive >= kept - 0.10
+    ours += (
+        f". Yardstick ({len(r.labels)} images): at L2 {size:.2f} (the n={s} set's median size) {LARGE} keeps "
+        f"{_pct(adaptive)} under {STRONGEST} vs {_pct(kept)} of the n={s} set"
+        + ("" if robust else " (target: at most 10 points less): resisting the transferred images is not robustness")
+        + f"; {_flags(r)}"
+    )
+    if all(flags) and robust:
+        return Finding(ours, "reproduced")
+    return Finding(ours, claims.grade(False, any(flags)))
 
 
 @claims.rule(DAM_6)
@@ -360,36 +410,43 @@ def _eps_index(eps: list[float], value: float) -> int:
 
 @claims.rule(DAM_8)
 def dam_8(results) -> Finding:
-    """Error of each model under its own FGSM (the training objective C_y in float64; ε in the
-    paper's [-1, 1] units). At the paper profile: reproduced when every large-n model has a lower error than
-    every small-n model at every ε in (0, 0.5], partly when some of these comparisons hold. At the
-    reduced profiles: at ε = 0.2 and 0.3 the smallest large n must have a lower error than the
-    smallest n; reproduced when both hold, partly when one does, else not reproduced. Not run
-    without a small and a large model or without those ε."""
-    if missing := _missing(results, "fgsm"):
+    """Judged on the yardstick: the L-inf error of dam-n2 and dam-n30 under the strongest attacks
+    (per image the smallest adversarial over every attack of the protocol, the paper's FGSM
+    included, on its first test images, 200 at quick), ε in [0, 1] units (twice that in the
+    paper's [-1, 1] units). At the reduced profiles at ε = 0.1 and 0.15 (the paper's 0.2 and 0.3),
+    at the paper profile at every grid ε in (0, 0.25] (the paper's (0, 0.5]): dam-n30's error must
+    be at least 10 points below dam-n2's. Reproduced when it is at every such ε, partly when at
+    some, else not reproduced. The paper's own attack (each model's FGSM on the training objective
+    C_y in float64, on the first 1,000 test images at quick) is quoted beside it, labelled."""
+    if missing := _missing(results, "yardstick", "fgsm"):
         return missing
-    ns, small, large = _ns(results)
-    if not (small and large):
-        return claims.not_run(NEEDS_BOTH)
-    fg = results["fgsm"]
-    eps = fg["eps"]
-    err = {n: fg["by_model"][f"n={n}"]["error"] for n in ns}
-    zero = {n: fg["by_model"][f"n={n}"]["zero_gradient_fraction"] for n in ns}
+    ys, fg = results["yardstick"], results["fgsm"]
+    lo, hi = ys[SMALL], ys[LARGE]
     if _at_paper(results):
-        check = [i for i, e in enumerate(eps) if 0 < e <= 0.5 + 1e-9]
-        flags = [err[bg][i] < err[sm][i] for i in check for bg in large for sm in small]
+        check = [e for e in lo.config.grid("linf") if 0 < e <= 0.25 + 1e-9]
     else:
-        check = [i for i, e in enumerate(eps) if abs(e - 0.2) < 1e-9 or abs(e - 0.3) < 1e-9]
-        flags = [err[min(large)][i] < err[min(small)][i] for i in check]
-    ours = "; ".join(
-        f"eps={eps[i]:.2f} ([-1,1]) = {eps[i] / 2:.3f} ([0,1]): " + ", ".join(f"n={n} {_pct(err[n][i])}" for n in ns)
-        for i in check
+        check = [0.1, 0.15]
+    err = {r.model: [1.0 - r.accuracy_at("linf", e) for e in check] for r in (lo, hi)}
+    flags = [e30 <= e2 - 0.10 for e2, e30 in zip(err[SMALL], err[LARGE])]
+    ours = f"error under {STRONGEST}, {len(lo.labels)} images: " + "; ".join(
+        f"ε {e:g} ([0,1]) = {2 * e:g} ([-1,1]): {SMALL} {_pct(err[SMALL][i])}, {LARGE} {_pct(err[LARGE][i])}"
+        for i, e in enumerate(check)
     )
-    ours += (
-        "; loss: the training objective C_y (float64), margin fallback used for "
-        + ", ".join(f"n={n} {_pct(zero[n])}" for n in ns)
-        + " of the images"
-    )
+    paper_eps = [e for e in (0.2, 0.3) if any(abs(e - f) < 1e-9 for f in fg["eps"])]
+    if paper_eps:
+        ours += (
+            f" (target: {LARGE} at least 10 points lower). The paper's FGSM ({fg['n_images']} images): "
+            + "; ".join(
+                f"ε {e:g} ([-1,1]): "
+                + ", ".join(
+                    f"{name} {_pct(fg['by_model'][name]['error'][_eps_index(fg['eps'], e)])}"
+                    for name in ("n=2", "n=30")
+                    if name in fg["by_model"]
+                )
+                for e in paper_eps
+            )
+        )
+    ours += f"; {_flags(lo)}; {_flags(hi)}"
     return _by_checks(ours, flags)
 
 
@@ -437,27 +494,31 @@ def dam_9(results) -> Finding:
 
 @claims.rule(DAM_B1)
 def dam_b1(results) -> Finding:
-    """The largest attacked n (30 at quick) on the first test images attacked directly (200 at
-    quick) at the headline ε (0.1 in [0, 1] units, 0.2 in the paper's): robust
-    accuracy under the strongest attack (per ε the lower of PGD on the pre-tanh margin and FGSM)
-    against the accuracy under the paper's FGSM. Reproduced when the strongest attack costs at most
-    10 points more than FGSM, partly when at most 25 points, else not reproduced; not run when the
-    profile attacks no large-n model."""
-    if missing := _missing(results, "whitebox"):
+    """Judged on the yardstick: dam-n30 on the protocol's first test images (200 at quick, the same
+    images the chapter's white-box step attacks) at the headline ε (L-inf 0.1 in [0, 1] units, 0.2
+    in the paper's): its accuracy under the strongest attacks (per image the smallest adversarial
+    over every attack of the protocol: APGD on the float64 pre-tanh scores, Square, HopSkipJump,
+    transfer, noise, the paper's FGSM and boundary descent, the trivial bound) against its accuracy
+    under the paper's FGSM alone (the evidence the paper gives). Reproduced when the strongest
+    attacks cost at most 10 points more than FGSM, partly when at most 25 points, else not
+    reproduced; not run without the FGSM of dam-n30 on those images. The row also gives L2 1.5, the
+    median minimal perturbations (dam-n2's beside them) and the protocol's flags."""
+    if missing := _missing(results, "yardstick", "whitebox"):
         return missing
-    p = results["profile"]
-    wb = results["whitebox"]
-    target = f"n={max(p.whitebox_n)}"
-    if target not in wb["by_model"]:
-        return claims.not_run("no large-n model in this profile")
-    r, e01 = wb["by_model"][target], wb["eps01"]
+    p, wb = results["profile"], results["whitebox"]
+    big = f"n={LARGE.removeprefix('dam-n')}"
+    if big not in wb["by_model"]:
+        return claims.not_run(f"the white-box step did not attack {big} with the paper's FGSM")
+    r, r2 = results["yardstick"][LARGE], results["yardstick"][SMALL]
+    e01 = wb["eps01"]
     i = _eps_index(e01, p.whitebox_headline_eps)
-    fg, strong = r["fgsm"][i], r["strongest_linf"][i]
+    e = e01[i]
+    fg, strong = wb["by_model"][big]["fgsm"][i], r.accuracy_at("linf", e)
     ours = (
-        f"{target}, eps = {e01[i]:.2f} ([0,1]) = {2 * e01[i]:.2f} ([-1,1]): accuracy {_pct(fg)} under "
-        f"FGSM (paper's loss) vs {_pct(strong)} under the strongest attack (PGD on the pre-tanh margin, "
-        f"{p.pgd_restarts} restart(s) x {p.pgd_steps} steps, and FGSM); Boundary-attack median L2 "
-        f"{r['boundary_median_l2']:.2f} ([0,1]) (target: strongest within 10 points of FGSM)"
+        f"{LARGE}, first {len(r.labels)} test images, L∞ {e:g} ([0,1]; {2 * e:g} in [-1,1]): {_pct(strong)} under "
+        f"{STRONGEST} (mostly {_strongest(r, 'linf')}) vs {_pct(fg)} under the paper's FGSM; L2 1.5: "
+        f"{_pct(r.accuracy_at('l2', 1.5))}; median L∞ {r.median('linf'):.3f}, L2 {r.median('l2'):.2f} ({SMALL}: "
+        f"{r2.median('linf'):.3f}, {r2.median('l2'):.2f}); {_flags(r)} (target: strongest within 10 points of FGSM)"
     )
     return Finding(ours, claims.grade(strong >= fg - 0.10, strong >= fg - 0.25))
 

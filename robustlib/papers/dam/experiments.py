@@ -17,6 +17,7 @@ trajectories   log C along the second-choice descent for a few images (Fig. 4)
 transfer       boundary images of every model, classified by every model (Fig. 5)
 fgsm           each model attacked by its own FGSM (Fig. 8)
 whitebox       beyond the paper: PGD on the pre-tanh margin and decision-based attacks
+yardstick      the book's one protocol (``robustlib.protocol``) on dam-n2 and dam-n30
 =============  ==========================================================================
 
 Every evaluation result is keyed by :class:`ResultKey` (the whole profile and every model's
@@ -26,15 +27,17 @@ result.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from ... import attacks, data, store
+from ... import attacks, data, protocol, store
 from ...experiment import Experiment, Step
 from ..baselines import model as baselines
 from . import model as dam
@@ -204,35 +207,40 @@ def result_key(exp: Experiment) -> ResultKey:
 # --- models (Fig. 2) -------------------------------------------------------------------------
 
 
-def _trained(exp: Experiment) -> dict[int, tuple[dam.DAM, list[dict[str, float]]]]:
+def trained_model(exp: Experiment, n: int) -> tuple[dam.DAM, list[dict[str, float]]]:
+    """The DAM of power ``n`` and its training history (trained once, then loaded from the store)."""
     prof = exp.profile
-    x, y = train_data(prof)
-    xte, yte = test_data(prof.n_eval_during_training)
-    out = {}
-    for n_str, cfg in model_configs(exp).items():
+    configs = model_configs(exp)
+    if str(n) not in configs:
+        raise ValueError(f"profile {prof.name!r} trains no n = {n}; valid: {', '.join(configs)}")
+    cfg = configs[str(n)]
 
-        def build(cfg=cfg):
-            return dam.DAM.from_config(cfg, torch.Generator().manual_seed(exp.seed))
+    def build():
+        return dam.DAM.from_config(cfg, torch.Generator().manual_seed(exp.seed))
 
-        def train(model, checkpoint, cfg=cfg):
-            exp.log(f"training DAM n={cfg.n} K={cfg.K} T={cfg.T:g} m={cfg.m} for {cfg.epochs} epochs")
-            return dam.train_dam(
-                model,
-                cfg,
-                x,
-                y,
-                seed=exp.seed,
-                checkpoint=checkpoint,
-                eval_data=(xte, yte),
-                device=exp.device,
-                progress=exp.progress,
-                desc=f"dam n={cfg.n}",
-            )
+    def train(model, checkpoint):
+        x, y = train_data(prof)
+        exp.log(f"training DAM n={cfg.n} K={cfg.K} T={cfg.T:g} m={cfg.m} for {cfg.epochs} epochs")
+        return dam.train_dam(
+            model,
+            cfg,
+            x,
+            y,
+            seed=exp.seed,
+            checkpoint=checkpoint,
+            eval_data=test_data(prof.n_eval_during_training),
+            device=exp.device,
+            progress=exp.progress,
+            desc=f"dam n={cfg.n}",
+        )
 
-        model, history = exp.model(f"model-n{n_str}", ModelKey(cfg, prof.n_train), build, train)
-        model.T = cfg.final_temperature()
-        out[int(n_str)] = (model, history)
-    return out
+    model, history = exp.model(f"model-n{n}", ModelKey(cfg, prof.n_train), build, train)
+    model.T = cfg.final_temperature()
+    return model, history
+
+
+def _trained(exp: Experiment) -> dict[int, tuple[dam.DAM, list[dict[str, float]]]]:
+    return {n: trained_model(exp, n) for n in exp.profile.n_values}
 
 
 def models(exp: Experiment) -> dict[int, dam.DAM]:
@@ -620,6 +628,87 @@ def whitebox(exp: Experiment) -> dict[str, Any]:
     return exp.cached("whitebox", result_key(exp), compute)
 
 
+# --- the yardstick: the book's one protocol ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class YardstickKey:
+    """One model's protocol result: the protocol's settings, the model's training config, the
+    paper's own attacks' settings (second-choice descent) and the transfer source (the baselines
+    chapter's ReLU MLP, the same source for every chapter)."""
+
+    config: protocol.ProtocolConfig
+    model: ModelKey
+    boundary_step: float
+    boundary_max_steps: int
+    source: Any  # the source's key in the baselines chapter's store
+
+
+def yardstick_config(prof: DamProfile) -> protocol.ProtocolConfig:
+    """The protocol's settings at this profile (the DAMs are cheap: no override)."""
+    return protocol.ProtocolConfig.for_profile(prof.name)
+
+
+@contextlib.contextmanager
+def _one_thread(device: str) -> Iterator[None]:
+    """One CPU thread inside: the protocol's many small batches (K = 100, 200 images) waste most of
+    a second thread on synchronisation (measured on the shared 2-core machine under load: 5 ms of
+    CPU per APGD step with one thread, 130 ms with two)."""
+    threads = torch.get_num_threads()
+    if str(device).startswith("cpu"):
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def transfer_source(exp: Experiment) -> tuple[Any, Any]:
+    """The yardstick's transfer source, the baselines chapter's ReLU MLP at the same profile
+    (``baselines.adapter.transfer_source``): its store key, and a loader called only when a result
+    is computed (a load-only run never needs it)."""
+    from ...experiment import start
+    from ..baselines import adapter as base_adapter
+    from ..baselines import experiments as base_experiments
+
+    bexp = start("baselines", exp.profile.name, exp.seed, exp.device, load_only=True)
+    key = base_experiments.model_key(bexp, "relu_mlp")
+    return key, lambda: base_adapter.transfer_source(exp.profile.name, exp.device, seed=exp.seed)
+
+
+def yardstick(exp: Experiment) -> dict[str, protocol.ProtocolResult]:
+    """dam-n2 and dam-n30 through the book's protocol on its first test images: APGD-CE/DLR on the
+    float64 pre-tanh scores, Square, HopSkipJump, transfer from the baselines' ReLU MLP, noise, the
+    paper's FGSM and second-choice descent, and the trivial bound; ``{zoo name: ProtocolResult}``."""
+    from . import adapter as dam_adapter
+
+    p = exp.profile
+    config = yardstick_config(p)
+    source_key, source = transfer_source(exp)
+    out = {}
+    for name in dam_adapter.MODELS:
+        n = dam_adapter.power(name)
+        key = YardstickKey(
+            config,
+            ModelKey(model_configs(exp)[str(n)], p.n_train),
+            p.boundary_step,
+            p.boundary_max_steps,
+            source_key,
+        )
+
+        def compute(name=name):
+            model = dam_adapter.load(exp, name)
+            x, y = protocol.protocol_images(config)
+            exp.log(f"yardstick: {name} on {len(x)} images")
+            adapter = dam_adapter.adapter(exp, name, model)
+            with _one_thread(exp.device):
+                result = protocol.evaluate(adapter, x, y, config, source=source(), progress=exp.progress)
+            return result.to_dict()
+
+        out[name] = protocol.ProtocolResult.from_dict(exp.cached(f"yardstick-{name}", key, compute))
+    return out
+
+
 # --- the schedule ----------------------------------------------------------------------------
 
 
@@ -636,4 +725,5 @@ def steps(profile: DamProfile) -> list[Step]:
         Step("transfer", transfer, after=("models", "mlp"), gpu=True),
         Step("fgsm", fgsm, after=("models", "mlp", "clean"), gpu=True),
         Step("whitebox", whitebox, after=("models", "mlp"), gpu=True),
+        Step("yardstick", yardstick, after=("models",), gpu=True),
     ]

@@ -88,10 +88,10 @@ PROFILES = {
     "smoke": DamProfile(
         "smoke",
         "dam",
-        n_values=(2, 20),
+        n_values=(2, 30),  # the zoo's two models (dam-n2, dam-n30)
         K=16,
         ms=(30, 30),
-        temperatures=(75.0, 300.0),
+        temperatures=(75.0, 350.0),
         temperature_ramp=(1.0, 1.0),
         init_means=(0.0, -0.3),
         epochs=1,
@@ -112,7 +112,7 @@ PROFILES = {
         n_transfer=20,
         n_fgsm=50,
         fgsm_eps=(0.0, 0.2, 0.3, 0.5),
-        whitebox_n=(20,),
+        whitebox_n=(30,),
         n_whitebox=8,
         pgd_steps=3,
         pgd_restarts=1,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ... import report
+from ... import protocol, report
 from .claims import PAPER_BETA_SM, PAPER_ERRORS
+from .figures import ATTACK_LABEL, NORM_LABEL
 from .model import DAMConfig
 
 Rows = list[dict[str, Any]]
@@ -105,30 +106,66 @@ def fgsm(result: dict[str, Any], shown: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
     ]
 
 
-def whitebox_linf(result: dict[str, Any]) -> Rows:
+def rubbish_calibrated(rub: dict[str, Any]) -> Rows:
+    """Mean confidence with each classifier's calibrated beta_sm: rows made by, columns classified by."""
     return [
         {
-            "model": name,
-            "ε [0,1]": e,
-            "ε [-1,1]": 2 * e,
-            "FGSM (paper loss)": _pct(r["fgsm"][i]),
-            "PGD margin": _pct(r["pgd_margin"][i]),
-            "strongest": _pct(r["strongest_linf"][i]),
+            "rubbish made by": gen,
+            **{c: report.fmt(100 * rub["z_calibrated"][i, j].item(), 0) for j, c in enumerate(rub["names"])},
         }
-        for name, r in result["by_model"].items()
-        for i, e in enumerate(result["eps01"])
+        for i, gen in enumerate(rub["names"])
     ]
 
 
-def whitebox_l2(result: dict[str, Any], transfer: dict[str, Any], *, hsja_run: bool) -> Rows:
+def rubbish_steps(rub: dict[str, Any]) -> Rows:
     return [
         {
             "model": name,
-            "Boundary attack": report.fmt(r["boundary_median_l2"]),
-            "HopSkipJump": report.fmt(r["hsja_median_l2"]) if hsja_run else "not run",
-            "Gaussian noise": report.fmt(r["noise_median_l2"]),
-            "all decision-based": report.fmt(r["all_decision_median_l2"]),
-            "second-choice descent (gradient, Fig. 5 sets)": report.fmt(transfer["stats"][name]["median_l2_pm1"] / 2),
+            "mean steps taken": report.fmt(rub["mean_steps"][name], 1),
+            "digit-likeness proxy": report.fmt(rub["digit_corr"][name]),
         }
-        for name, r in result["by_model"].items()
+        for name in rub["names"]
     ]
+
+
+def boundary_l2(transfer: dict[str, Any]) -> Rows:
+    return [
+        {"model": name, "median L2 to one step past the boundary ([0,1])": report.fmt(s["median_l2_pm1"] / 2)}
+        for name, s in transfer["stats"].items()
+    ]
+
+
+def _strongest(r: protocol.ProtocolResult, norm: str, top: int = 2) -> str:
+    counts = list(r.strongest(norm).items())[:top]
+    return ", ".join(f"{ATTACK_LABEL.get(a, a)} {k}" for a, k in counts) or "-"
+
+
+def _pct1(value: float) -> str:
+    return report.fmt(value, 2, pct=True)
+
+
+def yardstick(ys: dict[str, protocol.ProtocolResult], wb: dict[str, Any]) -> Rows:
+    """Per model: every attack combined (clean accuracy, accuracy at the thresholds, medians, the
+    strongest attacks with their image counts, flags), then the paper's attacks alone, labelled."""
+    rows = []
+    for name, r in ys.items():
+        row: dict[str, Any] = {"model": name, "attacks": "all (combined)", "images": len(r.labels)}
+        row["clean"] = _pct1(r.clean_accuracy)
+        for norm in ("linf", "l2"):
+            row.update({f"{NORM_LABEL[norm]} {t:g}": _pct1(a) for t, a in r.at_thresholds(norm).items()})
+        row["median L∞"] = report.fmt(r.median("linf"), 3)
+        row["median L2"] = report.fmt(r.median("l2"), 2)
+        row["strongest (images)"] = " / ".join(f"{NORM_LABEL[n]}: {_strongest(r, n)}" for n in ("linf", "l2"))
+        row["flags"] = "; ".join(f"{NORM_LABEL[f.norm]}: {f.kind}" for f in r.flags()) or "none"
+        rows.append(row)
+    for name, r in ys.items():
+        fg = wb["by_model"].get(f"n={name.removeprefix('dam-n')}")
+        n = len(r.labels) if wb["n_images"] == len(r.labels) else f"{wb['n_images']} (FGSM), {len(r.labels)}"
+        row = {"model": name, "attacks": "the paper's attacks alone", "images": n}
+        if fg is not None and 0.1 in wb["eps01"]:
+            row["L∞ 0.1"] = _pct1(fg["fgsm"][wb["eps01"].index(0.1)]) + " (FGSM)"
+        row.update({f"L2 {t:g}": _pct1(r.accuracy_at("l2", t, "dam-boundary")) for t in r.config.thresholds("l2")})
+        row["median L2"] = report.fmt(r.median("l2", "dam-boundary"), 2) + " (boundary descent)"
+        rows.append(row)
+    columns = list(rows[0])
+    return [{c: r.get(c, "-") for c in columns} for r in rows]
