@@ -169,3 +169,41 @@ def yardstick(ys: dict[str, protocol.ProtocolResult], wb: dict[str, Any]) -> Row
         rows.append(row)
     columns = list(rows[0])
     return [{c: r.get(c, "-") for c in columns} for r in rows]
+
+
+def yardstick_readings(ys: dict[str, protocol.ProtocolResult], wb: dict[str, Any]) -> str:
+    """The yardstick section's readings, written from the stored numbers of this run (HTML list):
+    FGSM against every attack at L-inf 0.1 for the largest n, and small against large n."""
+    names = sorted(ys, key=lambda m: int(m.removeprefix("dam-n")))
+    small, large = ys[names[0]], ys[names[-1]]
+    items = []
+    fg = wb["by_model"].get(f"n={names[-1].removeprefix('dam-n')}")
+    if fg is not None and 0.1 in wb["eps01"]:
+        fgsm = fg["fgsm"][wb["eps01"].index(0.1)]
+        every = large.accuracy_at("linf", 0.1)
+        verb = "overstates" if fgsm > every + 0.05 else "does not overstate"
+        items.append(
+            f"<strong>The paper's FGSM {verb} the robustness of {names[-1]}.</strong> At L∞ 0.1 ([0,1] "
+            f"units; 0.2 in the paper's) it keeps {_pct1(fgsm)} under FGSM and {_pct1(every)} under every "
+            f"attack together; at L∞ 0.3 {_pct1(large.accuracy_at('linf', 0.3))} remains."
+        )
+    gap = large.accuracy_at("linf", 0.1) - small.accuracy_at("linf", 0.1)
+    verdict = "is no more robust than" if gap < 0.10 else "is more robust than"
+    items.append(
+        f"<strong>{names[-1]} {verdict} {names[0]} under the strongest attacks:</strong> median minimal "
+        f"perturbation {report.fmt(large.median('linf'), 3)} vs {report.fmt(small.median('linf'), 3)} in L∞ and "
+        f"{report.fmt(large.median('l2'), 2)} vs {report.fmt(small.median('l2'), 2)} in L2; accuracy at L∞ 0.1 "
+        f"{_pct1(large.accuracy_at('linf', 0.1))} vs {_pct1(small.accuracy_at('linf', 0.1))}."
+    )
+    flags = [f"{m}: {f.kind} ({NORM_LABEL[f.norm]})" for m, r in ys.items() for f in r.flags()]
+    items.append(
+        "<strong>Sanity flags:</strong> "
+        + (
+            "; ".join(flags)
+            if flags
+            else "none (no sign of gradient masking "
+            "through the float64 scores, accuracy reaches zero within the grids, "
+            "monotone curves, every distance below the trivial bound)."
+        )
+    )
+    return "<ol>" + "".join(f"<li>{item}</li>" for item in items) + "</ol>"
