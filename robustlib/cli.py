@@ -3,7 +3,7 @@
 fetch                      MNIST (sha256-checked) and the vendored MathJax
 run NOTEBOOK --profile P   execute one notebook with papermill (-p key value for parameters)
 compute [PAPER ...] --profile P
-                           compute (or load) every stored result of the chapters (default: all six)
+                           compute (or load) every stored result of the chapters (default: all six and compare)
                            as Ray tasks, write their scorecards (--address ADDR, --device D, --seed S;
                            --sequential: in this process, without Ray, with --retrain, --step NAME)
 book --profile P           execute every notebook at P and build the site into _build/html
@@ -55,7 +55,9 @@ def _run(args: argparse.Namespace) -> int:
 def _compute(args: argparse.Namespace) -> int:
     from . import experiment, papers
 
-    names = args.paper or list(papers.NAMES)
+    names = args.paper or list(papers.CHAPTERS)
+    # the side-by-side chapter reads the papers' stored results: it runs after them
+    names = sorted(names, key=lambda n: papers.CHAPTERS.index(n) if n in papers.CHAPTERS else -1)
     for name in names:  # a bad name or value fails before Ray starts or anything runs
         experiment.check_parameters(name, args.profile, args.seed, args.device, args.retrain)
     if not args.sequential:
@@ -83,6 +85,10 @@ def _compute_sequential(name: str, args: argparse.Namespace) -> None:
         print(f"{name} at profile={args.profile}: steps {', '.join(args.step)} stored")
     else:
         rows = papers.write_scorecard(exp, results)
+        if not rows:
+            print(f"{name} at profile={args.profile}: judges no claims of its own (no scorecard)")
+            print(f"done in {time.perf_counter() - start:.0f} s")
+            return
         counts = {v: sum(r["verdict"] == v for r in rows) for v in dict.fromkeys(r["verdict"] for r in rows)}
         print(f"{name} at profile={args.profile}: scorecard " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     print(f"done in {time.perf_counter() - start:.0f} s")
@@ -240,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_run)
 
     c = sub.add_parser("compute", help="compute chapters' results headless (Ray) and write their scorecards")
-    c.add_argument("paper", nargs="*", help="any of: baselines, rbfi, dam, abs, bang, mfbm (default: all)")
+    c.add_argument("paper", nargs="*", help="any of: baselines, rbfi, dam, abs, bang, mfbm, compare (default: all)")
     c.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     c.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     c.add_argument("--seed", type=int, default=0)

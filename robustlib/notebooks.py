@@ -85,9 +85,9 @@ def check_parameters(source: Path, parameters: dict[str, Any]) -> None:
     from . import experiment, papers
 
     unknown = sorted(set(parameters) - set(PARAMETERS))
-    if unknown and source.stem in papers.NAMES:
+    if unknown and source.stem in papers.CHAPTERS:
         raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(PARAMETERS)}")
-    if source.stem in papers.NAMES:
+    if source.stem in papers.CHAPTERS:
         experiment.check_parameters(source.stem, **parameters)
 
 

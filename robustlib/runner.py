@@ -13,6 +13,11 @@ seeds the step from its name and stores every result it computes in the artifact
 returns only a little metadata (status, wall time, error), never a result: results travel through
 the store, so the driver's memory and Ray's object store stay small whatever the profile.
 
+A chapter may read other chapters' stored results: the side-by-side chapter ``compare`` reads every
+paper's ``yardstick`` results (its ``experiments.READS``). Its steps are submitted after those of
+the chapters it reads and wait for the steps they read, whatever became of them (a result that was
+not stored is reported by the reading step itself).
+
 A failing step is reported with its name and error; the steps that run after it are skipped (and
 say why) and every other step still runs. When all steps of a chapter have succeeded, the driver
 runs the chapter's steps once more in-process, which only loads what the tasks stored, and writes
@@ -67,6 +72,7 @@ import ray
 from tqdm.auto import tqdm
 
 from . import experiment, store
+from .papers import get as chapter_module
 from .papers import steps as chapter_steps
 from .papers import write_scorecard
 from .profiles import Profile
@@ -124,6 +130,9 @@ class RunReport:
             elif o.status == "skipped":
                 lines.append(f"skipped {o.key}: {o.error}")
         for paper, rows in self.scorecards.items():
+            if not rows:
+                lines.append(f"{paper} at profile={self.profile}: judges no claims of its own (no scorecard)")
+                continue
             verdicts = [r["verdict"] for r in rows]
             counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
             lines.append(f"{paper} at profile={self.profile}: scorecard {counts}")
@@ -154,12 +163,20 @@ def _skip_reason(status: str, key: str, error: str) -> str:
 
 
 def _step_task(
-    chapter: _Chapter, name: str, device: str, source: StepSource, tracker: Any, *upstream: dict[str, Any]
+    chapter: _Chapter,
+    name: str,
+    device: str,
+    source: StepSource,
+    tracker: Any,
+    n_reads: int,
+    *upstream: dict[str, Any],
 ) -> dict[str, Any]:
     """One step in a Ray worker. ``upstream`` are the metadata of the steps it runs after: Ray
-    hands them over only once those tasks have finished, which is what orders the steps."""
+    hands them over only once those tasks have finished, which is what orders the steps. The
+    first ``n_reads`` are other chapters' steps whose stored results this one reads (``READS``):
+    it runs after them whatever became of them (a result they did not store is its to report)."""
     key = f"{chapter.paper}/{name}"
-    blocked = [u for u in upstream if u["status"] != "done"]
+    blocked = [u for u in upstream[n_reads:] if u["status"] != "done"]
     if blocked:
         u = blocked[0]
         return {"key": key, "status": "skipped", "error": _skip_reason(u["status"], u["key"], u["error"])}
@@ -216,25 +233,40 @@ def _connect(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
+def reads(paper: str) -> dict[str, str]:
+    """The other chapters' steps whose stored results the steps of ``paper`` read, ``{chapter: step}``
+    (its ``experiments.READS``; the side-by-side chapter reads every paper's ``yardstick``)."""
+    try:
+        module = chapter_module(paper, "experiments")
+    except (ValueError, ImportError):  # a chapter of the tests' fake steps
+        return {}
+    return dict(getattr(module, "READS", {}))
+
+
 def _submit(
     plan: dict[str, list[experiment.Step]], profile: str, seed: int, device: str, source: StepSource, tracker: Any
 ) -> dict[ray.ObjectRef, tuple[str, experiment.Step]]:
-    """One task per step, in list order, so each step's ``after`` refs exist when it is submitted."""
+    """One task per step, in list order, so each step's ``after`` refs exist when it is submitted;
+    a chapter that reads other chapters' results (``reads``) is submitted after them, and each of
+    its steps waits for the steps it reads."""
     gpus = ray.cluster_resources().get("GPU", 0) > 0 and device != "cpu"
     if device.startswith("cuda") and not gpus:
         raise ValueError(f"device {device!r} requested but the Ray cluster has no GPU; use 'cpu' or 'auto'")
     env = {k: v for k, v in os.environ.items() if k.startswith("ROBUSTLIB_")}
     task = ray.remote(_step_task)
     refs: dict[ray.ObjectRef, tuple[str, experiment.Step]] = {}
-    for paper in plan:
+    submitted: dict[tuple[str, str], ray.ObjectRef] = {}
+    for paper in sorted(plan, key=lambda p: bool(reads(p))):  # readers last (stable otherwise)
         chapter, by_name = _Chapter(paper, profile, seed, env), {}
+        read = [submitted[k] for k in reads(paper).items() if k in submitted]
         for s in plan[paper]:
             on_gpu = gpus and s.gpu  # Ray then shows the task its one GPU as cuda:0
             options = {"num_cpus": 1, "num_gpus": 1 if on_gpu else 0, "name": f"{paper}/{s.name}"}
             after = [by_name[a] for a in s.after]
             by_name[s.name] = ref = task.options(**options).remote(
-                chapter, s.name, "cuda" if on_gpu else "cpu", source, tracker, *after
+                chapter, s.name, "cuda" if on_gpu else "cpu", source, tracker, len(read), *read, *after
             )
+            submitted[(paper, s.name)] = ref
             refs[ref] = (paper, s)
     return refs
 

@@ -32,9 +32,15 @@ def test_notebook_runs_at_smoke(page):
     ]
     assert not errors
     name = page.split("/")[-1]
-    card = json.loads(store.scorecard_path(name, "smoke").read_text())
-    assert card["profile"] == "smoke" and card["targets"]
-    assert all(t["verdict"] in store.VERDICTS for t in card["targets"])
+    from robustlib import papers
+
+    judged = bool(papers.get(name, "claims").RULES)  # the side-by-side chapter judges no claim
+    card = json.loads(store.scorecard_path(name, "smoke").read_text()) if judged else None
+    if judged:
+        assert card["profile"] == "smoke" and card["targets"]
+        assert all(t["verdict"] in store.VERDICTS for t in card["targets"])
+    else:
+        assert not store.scorecard_path(name, "smoke").exists()
     print(f"{page}: {wall:.1f} s")  # the budget (90 s on 2 cores) is reported, not asserted: see book/running
     # The headless command runs the same steps: it finds everything the chapter stored and agrees.
     import subprocess
@@ -48,8 +54,9 @@ def test_notebook_runs_at_smoke(page):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    again = json.loads(store.scorecard_path(name, "smoke").read_text())
-    assert again["targets"] == card["targets"]
+    if judged:
+        again = json.loads(store.scorecard_path(name, "smoke").read_text())
+        assert again["targets"] == card["targets"]
     assert sorted(store.artifact_dir(name, "smoke").iterdir()) == stored, "compute ran a step the chapter did not"
 
 

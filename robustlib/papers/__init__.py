@@ -5,8 +5,11 @@
 computation behind each figure and table, on the experiment core), ``claims.py`` (the paper's
 numbers and the verdict rules, ``RULES``) and, where the paper has them, its kernels and attacks.
 
-This module is the registry: ``papers.NAMES`` (the book's chapter order), ``papers.get(name, part)``
-(one module of a folder), and the three things every caller needs: ``profile``, ``compute`` and ``scorecard``.
+This module is the registry: ``papers.NAMES`` (the book's paper chapters, in order: what the scorecard
+gathers), ``papers.CHAPTERS`` (every chapter with steps, in the order they run: the papers, then the
+side-by-side chapter ``compare``, which reads their stored yardstick results), ``papers.get(name,
+part)`` (one module of a folder), and the three things every caller needs: ``profile``, ``compute``
+and ``scorecard``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from ..profiles import PROFILE_NAMES, Profile
 
 # The book's chapter order (intro table, sidebar and scorecard all follow it).
 NAMES = ("baselines", "rbfi", "dam", "abs", "bang", "mfbm")
+# Every chapter with steps, in the order they run: ``compare`` (the five defences side by side)
+# judges no claim of its own and reads the papers' stored yardstick results, so it comes last.
+CHAPTERS = (*NAMES, "compare")
 
 
 def get(name: str, part: str) -> ModuleType:
     """One module of a paper's folder: ``get("dam", "claims")`` is ``robustlib.papers.dam.claims``."""
-    if name not in NAMES:
-        raise ValueError(f"unknown paper {name!r}; valid: {', '.join(NAMES)}")
+    if name not in CHAPTERS:
+        raise ValueError(f"unknown chapter {name!r}; valid: {', '.join(CHAPTERS)}")
     return importlib.import_module(f"{__name__}.{name}.{part}")
 
 
@@ -56,9 +62,12 @@ def scorecard(exp: Any, results: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def write_scorecard(exp: Any, results: dict[str, Any]) -> list[dict[str, str]]:
-    """Judge ``results`` and store ``scorecard.json``; returns the rows."""
+    """Judge ``results`` and store ``scorecard.json``; returns the rows. A chapter that judges no
+    claim (empty ``RULES``, e.g. ``compare``) stores no scorecard and returns ``[]``."""
     from .. import store
 
     rows = scorecard(exp, results)
+    if not rows:
+        return rows
     store.write_scorecard(exp.paper, exp.profile.name, rows, seed=exp.seed, device=exp.device)
     return rows
