@@ -9,8 +9,9 @@ import math
 import pytest
 import torch
 
-from robustlib import claims, papers, store
+from robustlib import attacks, claims, papers, protocol, store
 from robustlib.experiment import check_steps
+from robustlib.papers.baselines.model import ModelKey
 from robustlib.papers.mfbm import claims as mfbm_claims
 from robustlib.papers.mfbm import experiments
 
@@ -42,6 +43,7 @@ def test_rules_have_criteria_unique_ids_and_sources():
 
 def test_paper_numbers_are_written_once_and_read_by_the_claims():
     assert mfbm_claims.WHITE_BOX.paper == "mean L2 3.9, 97 % at ε = 1.5"
+    assert mfbm_claims.HEADLINE == mfbm_claims.BLACK_BOX.id == "MFBM-8"
     assert mfbm_claims.BLACK_BOX.paper == (
         "Boundary 3.46 / 85 %; Transfer 5.6 / 96 %; Gaussian 10.6 / 98 %; Compound 2.73 / 82 %"
     )
@@ -69,6 +71,9 @@ def test_keys_hash_like_the_committed_quick_artifacts():
         "clf-mfbm-300", experiments.ClassifierKey(QUICK, "mfbm-300"), notebook="mfbm", profile="quick", seed=0
     )
     assert stem.name == "clf-mfbm-300-6a229bc572a5"
+    # LeNet: the book's baseline recipe (baselines.trained) keys it as the chapter always did
+    lenet = ModelKey.of("lenet", QUICK.lenet_epochs, QUICK.n_train)
+    assert store.artifact_stem("lenet", lenet, notebook="mfbm", profile="quick", seed=0).name == "lenet-33dbb9e564fc"
 
 
 # --- MFBM-1 and MFBM-2 --------------------------------------------------------------------------------
@@ -216,24 +221,71 @@ def test_pretraining_rule_paper():
     assert verdict(mfbm_claims.pretraining, fig3=fig3(falling, {}), profile=PAPER) == "not reproduced"
 
 
-def white_box(final: float, rbm: float, lenet: float, prof) -> str:
-    label = experiments.final_label(prof)
-    l2 = {label: final, "mfbm-25": 1.0, "rbm": rbm, "lenet": lenet}
-    table1 = {"gradient": {"distances": full(final, 100)}}
-    return verdict(mfbm_claims.white_box, fig3=fig3(l2, {}, 100), table1=table1, profile=prof)
+# --- MFBM-7 and MFBM-8: judged on the yardstick ------------------------------------------------------
 
 
-def test_white_box_rule():
-    assert white_box(1.81, 1.2, 1.36, QUICK) == "reproduced"
-    assert white_box(1.81, 1.75, 1.36, QUICK) == "partly"  # the RBM network is as robust
-    assert white_box(1.2, 1.0, 1.36, QUICK) == "not reproduced"
-    assert white_box(3.9, 1.5, 1.4, PAPER) == "reproduced"  # mean 3.9, 100 % robust at 1.5
-    assert white_box(3.9, 3.8, 1.4, PAPER) == "partly"  # RBM within 10 %
-    assert white_box(2.0, 1.5, 1.4, PAPER) == "partly"  # only above LeNet
-    assert white_box(1.0, 0.5, 1.4, PAPER) == "not reproduced"
+class FakeResult:
+    """The part of a ``protocol.ProtocolResult`` the rules read: per-image combined L2 distances,
+    the paper's attack's distances, the flags."""
+
+    def __init__(self, combined: torch.Tensor, own: torch.Tensor | None = None, flags: tuple = ()):
+        self.labels = torch.zeros(len(combined), dtype=torch.long)
+        self._d = {"combined": combined, experiments.ATTACK: combined if own is None else own}
+        self._flags = [protocol.Flag(kind, norm, "message") for norm, kind in flags]
+
+    def distances(self, norm: str, attack: str = "combined") -> attacks.DistanceResult:
+        assert norm == "l2"
+        return attacks.DistanceResult(attack, norm, self._d[attack])
+
+    def flags(self) -> list:
+        return self._flags
 
 
-# --- MFBM-8: Table 1 -------------------------------------------------------------------------------------
+def yardstick(mfbm_d, rbm_d, lenet_d, **kw) -> dict:
+    return {"mfbm": FakeResult(mfbm_d, **kw), "mfbm-rbm": FakeResult(rbm_d), "mfbm-lenet": FakeResult(lenet_d)}
+
+
+def robust(share: float, n: int = 50, high: float = 3.0, low: float = 0.8) -> torch.Tensor:
+    """``n`` distances of which the first ``share`` lie above 1.5 (at ``high``), the rest at ``low``."""
+    return torch.where(torch.arange(n) < round(share * n), high, low).to(F64)
+
+
+def test_combined_compares_the_models_on_their_common_first_images():
+    ys = yardstick(robust(0.6, 50), robust(0.2, 200), robust(0.1, 200))
+    found, n = mfbm_claims.combined({"yardstick": ys})
+    assert n == 50 and all(len(c.distances.distances) == 50 for c in found.values())
+    assert found["mfbm"].robust == pytest.approx(0.6)
+    assert found["mfbm-lenet"].robust == pytest.approx(0.4)  # its first 20 robust images of 200
+
+
+@pytest.mark.parametrize(
+    "m, r, lenet, flags, prof, expected",
+    [
+        (0.60, 0.30, 0.40, (), QUICK, "reproduced"),  # 20 points above LeNet, RBM far below
+        (0.60, 0.58, 0.40, (), QUICK, "partly"),  # the RBM control is as robust
+        (0.60, 0.30, 0.40, (("l2", "attack failure"),), QUICK, "partly"),  # a flagged L2 evaluation
+        (0.60, 0.30, 0.40, (("linf", "attack failure"),), QUICK, "reproduced"),  # L-inf: not this claim
+        (0.46, 0.30, 0.40, (), QUICK, "partly"),  # above LeNet by less than 10 points
+        (0.36, 0.30, 0.40, (), QUICK, "not reproduced"),
+        (0.96, 0.30, 0.40, (), PAPER, "reproduced"),  # >= 92 % robust, mean >= 0.8 * 3.9
+        (0.80, 0.30, 0.40, (), PAPER, "partly"),  # far above LeNet, below 92 %
+        (0.44, 0.30, 0.40, (), PAPER, "not reproduced"),
+    ],
+)
+def test_white_box_rule_on_the_yardstick(m, r, lenet, flags, prof, expected):
+    high = 3.5 if prof is PAPER else 3.0  # the paper case's mean: 0.96 * 3.5 + 0.04 * 0.8 = 3.39
+    ys = yardstick(robust(m, high=high), robust(r), robust(lenet), flags=flags)
+    found = mfbm_claims.white_box({"yardstick": ys, "profile": prof})
+    assert found.verdict == expected
+    assert (f"flags: {flags[0][0]}: {flags[0][1]}" if flags else "no sanity flag") in found.ours
+    assert "The paper's attack alone" in found.ours
+
+
+def test_white_box_shows_the_papers_attack_beside_but_does_not_judge_on_it():
+    strong_own = yardstick(robust(0.3), robust(0.1), robust(0.35), own=robust(1.0, high=4.0))
+    found = mfbm_claims.white_box({"yardstick": strong_own, "profile": QUICK})
+    assert found.verdict == "not reproduced"  # 100 % against the paper's attack alone is not the result
+    assert "The paper's attack alone: 100% robust, mean 4.00" in found.ours
 
 
 def mixed(high: float, share: float, n: int) -> torch.Tensor:
@@ -248,32 +300,37 @@ def table1(gradient, boundary, transfer, gaussian) -> dict:
 
 
 SMALL_QUICK = dataclasses.replace(QUICK, n_attack=8, boundary_images=4)
-SMALL_PAPER = dataclasses.replace(PAPER, n_attack=100, boundary_images=50)
 
 
-def test_black_box_rule_quick():
+@pytest.mark.parametrize(
+    "m, lenet, high, flags, expected",
+    [
+        (0.80, 0.10, 3.0, (), "reproduced"),  # >= 72 % robust and mean 2.56 >= 0.8 * 2.73
+        (0.80, 0.10, 3.0, (("l2", "gradient masking suspected"),), "partly"),
+        (0.80, 0.10, 2.0, (), "partly"),  # mean below 80 % of 2.73
+        (0.45, 0.10, 3.0, (), "partly"),  # far below the paper, 35 points above LeNet
+        (0.45, 0.40, 3.0, (), "not reproduced"),
+    ],
+)
+def test_black_box_rule_on_the_yardstick(m, lenet, high, flags, expected):
+    for prof in (QUICK, PAPER):  # the paper's level is the criterion at every profile
+        ys = yardstick(robust(m, high=high), robust(0.1), robust(lenet), flags=flags)
+        assert verdict(mfbm_claims.black_box, yardstick=ys, profile=prof) == expected
+
+
+def test_black_box_shows_the_chapters_table1_beside_it():
     ok = table1(full(1.8, 8), full(4.4, 4), full(3.0, 8), full(11.0, 8))
-    assert verdict(mfbm_claims.black_box, table1=ok, profile=SMALL_QUICK) == "partly"  # at most partly
-    weak_noise = table1(full(1.8, 8), full(4.4, 4), full(3.0, 8), full(1.0, 8))
-    assert verdict(mfbm_claims.black_box, table1=weak_noise, profile=SMALL_QUICK) == "not reproduced"
-    found = mfbm_claims.black_box({"table1": ok, "profile": SMALL_QUICK})
-    assert "compound on 4 images" in found.ours and "quick checks only" in found.ours
+    ys = yardstick(robust(0.3), robust(0.1), robust(0.1))
+    found = mfbm_claims.black_box({"yardstick": ys, "table1": ok, "profile": SMALL_QUICK})
+    assert found.verdict == "partly"  # 20 points above LeNet
+    assert "strongest of all attacks (50 images): MFBM 30% robust" in found.ours
+    assert "The paper's four attacks (Table 1, compound on 4 images): 100% robust, mean 1.80" in found.ours
 
 
-def test_black_box_rule_paper():
-    n, n_b = 100, 50
-    # Boundary is the smallest everywhere, so the compound is Boundary on the first 50 images
-    near = table1(mixed(4.0, 0.97, n), mixed(3.3, 0.86, n_b), mixed(5.8, 0.96, n), mixed(10.8, 0.98, n))
-    assert verdict(mfbm_claims.black_box, table1=near, profile=SMALL_PAPER) == "reproduced"
-    far = table1(mixed(4.0, 0.97, n), mixed(3.3, 0.86, n_b), mixed(5.8, 0.96, n), mixed(20.0, 0.98, n))
-    assert verdict(mfbm_claims.black_box, table1=far, profile=SMALL_PAPER) == "partly"
-    # unfound adversarials (inf) leave the compound's mean above the gradient attack's: not <= each
-    gradient = mixed(4.0, 0.97, n)
-    gradient[n_b // 2 : n_b] = math.inf
-    boundary = mixed(3.3, 0.86, n_b)
-    boundary[: n_b // 2] = math.inf
-    worse = table1(gradient, boundary, torch.full((n,), math.inf, dtype=F64), torch.full((n,), 30.0, dtype=F64))
-    assert verdict(mfbm_claims.black_box, table1=worse, profile=SMALL_PAPER) == "not reproduced"
+def test_table1_summary_compound_on_the_boundary_images():
+    t = experiments.table1_summary(table1(full(1.8, 8), full(4.4, 4), full(3.0, 8), full(11.0, 8)), SMALL_QUICK)
+    assert t.n_boundary == 4 and len(t.ours["compound"].distances) == 4
+    assert t.compound_sources == {"gradient": 4} and t.gaussian_not_found == 0
 
 
 # --- MFBM-9 and MFBM-10 -----------------------------------------------------------------------------------

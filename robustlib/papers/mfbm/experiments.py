@@ -21,6 +21,8 @@ runs them all headless; the chapter calls the same functions and plots.
   table1          Boundary, transfer, Gaussian noise on the final network; beyond the paper: the
                   gradient attack with a margin loss and through a shallow surrogate
   boundary_lenet  the Boundary attack on LeNet with the same budget (for comparison)
+  yardstick       the book's protocol (robustlib.protocol) on the MFBM network and its two
+                  controls, with the adapters of ``adapter.py`` (beyond the paper)
   distill         the distilled network of section 4 (when distill_epochs > 0)
 
 Every result is keyed by the whole profile and ``VERSION`` (bumped when an algorithm changes).
@@ -42,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ... import attacks, data
+from ... import attacks, data, protocol
 from ...experiment import Experiment, Step
 from ...train import accuracy, fit
 from ..baselines import model as baselines
@@ -70,18 +72,6 @@ class ClassifierKey:
     profile: MfbmProfile
     layer: str
     version: int = VERSION
-
-
-@dataclass(frozen=True)
-class BaselineKey:
-    """The key of a baseline network: its training recipe (``baselines.recipe``) and data size."""
-
-    kind: str
-    optimizer: str
-    lr: float
-    batch_size: int
-    epochs: int
-    n_train: int
 
 
 # =================================================================================================
@@ -588,43 +578,25 @@ def _classifier(exp: Experiment, layer: mfbm.MeanFieldConv, label: str) -> tuple
     return mfbm.FeatureNet(layer, clf).to(exp.device).eval(), hist
 
 
-def _lenet(exp: Experiment) -> tuple[torch.nn.Module, list[dict]]:
-    """Caffe LeNet (the book's baseline recipe) on the same training images."""
+def network(exp: Experiment, label: str) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+    """Train or load one network (``labels(profile)``): ``(model in eval mode, history)``. The
+    LeNet is the book's baseline (``baselines.trained``: Caffe LeNet, Adam) on the same images."""
     p = exp.profile
-    x, y = train_images(p)
-    key = BaselineKey(**baselines.recipe("lenet", p.lenet_epochs), n_train=len(x))
-
-    def train(model: torch.nn.Module, ckpt) -> list[dict[str, float]]:
-        opt = torch.optim.Adam(model.parameters(), lr=float(key.lr))
-        return fit(
-            model,
-            x,
-            y,
-            epochs=key.epochs,
-            batch_size=key.batch_size,
-            seed=exp.seed,
-            optimizer=opt,
-            checkpoint=ckpt,
-            device=exp.device,
-            progress=exp.progress,
-            desc="lenet",
-        )
-
-    return exp.model("lenet", key, lambda: baselines.build("lenet"), train)
+    if label not in labels(p):
+        raise ValueError(f"unknown network {label!r}; valid: {', '.join(labels(p))}")
+    if label == "lenet":
+        return baselines.trained(exp, "lenet", p.lenet_epochs, *train_images(p))
+    if label == "rbm":
+        r = rbm(exp)["snapshots"][str(p.rbm_steps)]
+        return _classifier(exp, feature_layer(p, r, rbm_layer=True, iters=1), "rbm")
+    step = int(label.split("-")[1])
+    return _classifier(exp, feature_layer(p, feature_states(exp)[step]), label)
 
 
 def networks(exp: Experiment) -> dict[str, tuple[torch.nn.Module, list[dict[str, float]]]]:
     """Train or load every network: ``{label: (model, history)}`` for "mfbm-<step>" per
     checkpoint, "rbm" and "lenet"."""
-    p = exp.profile
-    nets: dict[str, tuple[torch.nn.Module, list[dict[str, float]]]] = {}
-    for step, st in feature_states(exp).items():
-        nets[f"mfbm-{step}"] = _classifier(exp, feature_layer(p, st), f"mfbm-{step}")
-    r = rbm(exp)["snapshots"][str(p.rbm_steps)]
-    nets["rbm"] = _classifier(exp, feature_layer(p, r, rbm_layer=True, iters=1), "rbm")
-    lenet, hist = _lenet(exp)
-    nets["lenet"] = (lenet.to(exp.device).eval(), hist)
-    return nets
+    return {label: network(exp, label) for label in labels(exp.profile)}
 
 
 def clean_errors(exp: Experiment) -> dict[str, float]:
@@ -684,11 +656,10 @@ def gradient_attack(exp: Experiment, label: str, *, loss: str = "ce", surrogate:
     name = f"grad-{label}" + ("-margin" if loss == "margin" else "") + ("-surrogate" if surrogate else "")
 
     def run(x: torch.Tensor, y: torch.Tensor) -> attacks.DistanceResult:
-        model = networks(exp)[label][0]
+        model = network(exp, label)[0]
         grad_model = None
         if surrogate:  # does a shallower unrolling (no vanishing gradients) find closer adversarials?
-            shallow = model.features.with_iters(p.surrogate_iters)
-            grad_model = mfbm.FeatureNet(shallow, model.classifier).to(exp.device).eval()
+            grad_model = model.with_iters(p.surrogate_iters).to(exp.device).eval()
         return _min_distance(
             exp,
             model,
@@ -727,7 +698,7 @@ def _boundary(exp: Experiment, label: str) -> dict[str, Any]:
     p = exp.profile
 
     def run(x: torch.Tensor, y: torch.Tensor) -> attacks.DistanceResult:
-        model = networks(exp)[label][0]
+        model = network(exp, label)[0]
         return _min_distance(exp, model, x, y, attack="boundary", steps=p.boundary_steps, spherical_step=0.1)
 
     return _minimal(exp, f"boundary-{label}", run, n=p.boundary_images)
@@ -754,7 +725,7 @@ def table1(exp: Experiment) -> dict[str, dict[str, Any]]:
         )
 
     def gaussian(x: torch.Tensor, y: torch.Tensor) -> attacks.DistanceResult:
-        model = networks(exp)[label][0]
+        model = network(exp, label)[0]
         return _min_distance(exp, model, x, y, attack="gaussian_noise", draws=p.gaussian_draws, grid=p.line_grid)
 
     return {
@@ -836,7 +807,7 @@ def distill(exp: Experiment) -> dict[str, Any]:
         raise ValueError("distill runs only when the profile has distill_epochs > 0")
 
     def compute() -> dict[str, Any]:
-        teacher = networks(exp)[final_label(p)][0]
+        teacher = network(exp, final_label(p))[0]
         x, _ = train_images(p)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -888,6 +859,71 @@ def distill(exp: Experiment) -> dict[str, Any]:
 
 
 # =================================================================================================
+# The yardstick: the book's one protocol on the three networks (beyond the paper)
+# =================================================================================================
+
+
+@dataclass(frozen=True)
+class YardstickKey:
+    """The key of a yardstick result: the protocol's settings, the zoo name and the profile that
+    trained it (and sets the paper attack's steps), and the transfer source's own key."""
+
+    protocol: protocol.ProtocolConfig
+    model: str
+    profile: MfbmProfile
+    source: baselines.ModelKey
+    version: int = VERSION
+
+
+# Images the yardstick evaluates, where fewer than the protocol's own count (``n_images``): every
+# 4x4 patch of the MFBM network is iterated 20 times, so a query costs about 15 LeNet queries and
+# the whole suite several CPU-seconds per image; at quick it runs on the first 50 of the 200 images
+# (its controls on all 200; the claims compare the three on the common first 50).
+YARDSTICK_IMAGES = {("quick", "mfbm"): 50}
+
+
+def yardstick_config(prof: MfbmProfile, name: str) -> protocol.ProtocolConfig:
+    """The protocol's settings at ``prof`` for zoo entry ``name`` (see ``YARDSTICK_IMAGES``)."""
+    n = YARDSTICK_IMAGES.get((prof.name, name))
+    return protocol.ProtocolConfig.for_profile(prof.name, **({"n_images": n} if n else {}))
+
+
+def transfer_source(exp: Experiment) -> tuple[baselines.ModelKey, Callable[[], torch.nn.Module]]:
+    """The protocol's transfer source: the baselines chapter's ReLU MLP at the same profile (its
+    ``adapter.transfer_source``): its key and a loader (called only when a result is computed)."""
+    from ...experiment import start
+    from ..baselines import adapter as base_adapter
+    from ..baselines import experiments as base_exp
+
+    key = base_exp.model_key(start("baselines", exp.profile.name, exp.seed, exp.device, load_only=True), "relu_mlp")
+    return key, lambda: base_adapter.transfer_source(exp.profile.name, exp.device, seed=exp.seed)
+
+
+def yardstick(exp: Experiment) -> dict[str, protocol.ProtocolResult]:
+    """Every zoo entry of this chapter (``adapter.MODELS``) through ``protocol.evaluate`` on the
+    protocol's first N test images (fewer for the MFBM network at quick: ``YARDSTICK_IMAGES``),
+    with this chapter's adapters (full and shallow unrolling, the paper's attack) and transfer
+    from the baselines' ReLU MLP: ``{name: ProtocolResult}``."""
+    from . import adapter
+
+    source_key, source = transfer_source(exp)
+    out = {}
+    for name in adapter.MODELS:
+        config = yardstick_config(exp.profile, name)
+
+        def compute(name: str = name, config: protocol.ProtocolConfig = config) -> dict[str, Any]:
+            x, y = protocol.protocol_images(config)
+            model = adapter.load(exp, name)
+            ad = adapter.adapter(exp, name, model, config=config)
+            res = protocol.evaluate(ad, x, y, config, source=source().to(exp.device), progress=exp.progress)
+            return res.to_dict()
+
+        stored = exp.cached(f"yardstick-{name}", YardstickKey(config, name, exp.profile, source_key), compute)
+        out[name] = protocol.ProtocolResult.from_dict(stored)
+    return out
+
+
+# =================================================================================================
 # The steps
 # =================================================================================================
 
@@ -912,6 +948,7 @@ def steps(prof: MfbmProfile) -> list[Step]:
         Step("fig3", fig3, after=("clean_errors",), gpu=True),
         Step("table1", table1, after=("fig3",), gpu=True),
         Step("boundary_lenet", boundary_lenet, after=("clean_errors",), gpu=True),
+        Step("yardstick", yardstick, after=("clean_errors",), gpu=True),
     ]
     if prof.distill_epochs > 0:
         out.append(Step("distill", distill, after=("clean_errors",), gpu=True))

@@ -889,6 +889,11 @@ class FeatureNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
+    def with_iters(self, iters: int) -> FeatureNet:
+        """The same network with the feature layer unrolled ``iters`` times (shared weights): the
+        shallow surrogate an adaptive attacker takes gradients from (no vanishing through 20 steps)."""
+        return FeatureNet(self.features.with_iters(iters), self.classifier)
+
 
 class DistilledNet(nn.Module):
     """Paper section 4: five ReLU convs regress the classifier's 32x6x6 activations from the image;
