@@ -492,7 +492,7 @@ def test_the_steps_are_a_valid_schedule(name):
     experiment.check_steps(steps)
     names = [s.name for s in steps]
     assert names[:7] == ["vaes", "cnn", "substitute", "madry", "clean", "lower_bound", "distal"]
-    assert names[-1] == "attacks" and len(names) == 8 + len(E.MODELS)
+    assert names[-3:] == ["attacks", "yardstick", "yardstick_baselines"] and len(names) == 10 + len(E.MODELS)
 
 
 def test_the_quick_keys_are_those_of_the_committed_results():

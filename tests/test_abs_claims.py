@@ -1,6 +1,7 @@
 """ABS's verdict rules, branch by branch, on hand-built results shaped like the stored ones (every
-verdict each rule can return), the claims' texts and sources, and the committed quick scorecard
-(the rules applied to the committed results give the committed rows)."""
+verdict each rule can return; the robustness rules on fake yardstick results), the claims' texts
+and sources, and the committed quick scorecard (the rules applied to the committed results give
+the committed rows)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from robustlib.attacks import DistanceResult
 from robustlib.papers.abs import claims
 from robustlib.papers.abs import experiments as E
 from robustlib.papers.abs.profile import PROFILES
+from robustlib.protocol import ProtocolConfig, ProtocolResult
 
 N = 101  # images per fake result (odd: the median is one image's distance)
 
@@ -74,6 +76,55 @@ def attacks_result(overrides: dict | None = None) -> dict:
     return {"per_attack": pa, "all": E.combined(pa)}
 
 
+# The yardstick: per model and norm, each attack's (median, accuracy at the threshold). By default
+# every attack finds the paper's all-attacks numbers; ABS's L2 attacks the paper's per-attack rows
+# (the protocol's attack for each: PAPER_ROWS_ON_YARDSTICK) and Latent Descent the all-L2 numbers.
+YARD_ATTACKS = {"l2": ("apgd-ce", "apgd-dlr", "transfer", "noise", "hsja"), "linf": ("apgd-ce", "apgd-dlr")}
+FAMILY = {"apgd-ce": "gradient", "apgd-dlr": "gradient", "transfer": "transfer", "noise": "noise",
+          "hsja": "decision", "latent-descent": "decision"}  # fmt: skip
+
+
+def protocol_result(name: str, overrides: dict | None = None, profile: str = "quick") -> ProtocolResult:
+    """A ProtocolResult of N images for model ``name`` (display name): the paper's numbers, with
+    ``overrides[norm][attack] = (median, acc)`` or None (the attack found nothing)."""
+    paper = claims.PAPER[name]
+    per = {norm: {a: paper[norm] for a in attacks} for norm, attacks in YARD_ATTACKS.items()}
+    if name == "ABS":
+        per["l2"] |= {v: claims.PAPER_ABS_L2_ATTACKS[k] for k, v in claims.PAPER_ROWS_ON_YARDSTICK.items()}
+        per["l2"]["latent-descent"] = paper["l2"]
+    for norm, o in (overrides or {}).items():
+        per[norm] |= o
+    dist = {
+        norm: {a: never(a, norm).distances if v is None else curve(a, norm, *v).distances for a, v in runs.items()}
+        for norm, runs in per.items()
+    }
+    bound = 0.5 if name in ("Binary ABS", "Binary CNN") else math.inf
+    trivial = {norm: torch.full((N,), bound if norm == "linf" else math.inf, dtype=torch.float64) for norm in dist}
+    combined = {norm: torch.stack([*d.values(), trivial[norm]]).min(0).values for norm, d in dist.items()}
+    return ProtocolResult(
+        name,
+        ProtocolConfig.for_profile(profile, n_images=N),
+        torch.zeros(N, dtype=torch.long),
+        combined["l2"] > 0,
+        {norm: {a: DistanceResult(a, norm, d) for a, d in runs.items()} for norm, runs in dist.items()},
+        {norm: DistanceResult("trivial", norm, d) for norm, d in trivial.items()},
+        {norm: DistanceResult("combined", norm, d) for norm, d in combined.items()},
+        dict(FAMILY),
+        {norm: {} for norm in dist},
+        {norm: {} for norm in dist},
+    )
+
+
+def yardstick(overrides: dict | None = None) -> dict:
+    """The ``yardstick`` step's result: ``{"abs" | "binary-abs": ProtocolResult}``."""
+    return {z: protocol_result(d, (overrides or {}).get(d)) for d, z in claims.ZOO.items()}
+
+
+def yardstick_baselines(overrides: dict | None = None) -> dict:
+    """The ``yardstick_baselines`` step's result: ``{display name: ProtocolResult}``."""
+    return {k: protocol_result(k, (overrides or {}).get(k)) for k in claims.BASELINES}
+
+
 def clean_result(acc: dict | None = None, confidence: float = 0.9) -> dict:
     accuracy = {**claims.PAPER_CLEAN, **(acc or {})}
     return {
@@ -105,6 +156,8 @@ def results(profile: str = "paper", **parts) -> dict:
         "lower_bound": {"epsilon": torch.full((N,), 0.2)},
         "distal": distal_result(),
         "attacks": attacks_result(),
+        "yardstick": yardstick(),
+        "yardstick_baselines": yardstick_baselines(),
         "profile": PROFILES[profile],
     }
     out.update(parts)
@@ -167,65 +220,100 @@ def test_abs_1_clean_accuracy():
 # --- ABS-2 -------------------------------------------------------------------------------------
 
 
-def test_abs_2_most_l2_robust_at_paper():
-    assert verdict(claims.abs_2, results("paper")) == "reproduced"
+def test_abs_2_most_l2_robust_at_paper_on_the_yardstick():
+    found = claims.abs_2(results("paper"))
+    assert found.verdict == "reproduced" and found.ours.startswith(f"ABS on the yardstick on {N} images")
+    assert "median L2 2.24, acc@1.5 80 %" in found.ours and "Latent Descent alone: median 2.24" in found.ours
     # right median and accuracy but another model more robust: partly
-    beaten = attacks_result({"Binary CNN": {"PGD (L2)": (3.0, 0.9)}})
-    found = claims.abs_2(results("paper", attacks=beaten))
-    assert found.verdict == "partly" and "more robust than ABS here: Binary CNN" in found.ours
+    beaten = yardstick_baselines({"Binary CNN": {"l2": {a: (3.0, 0.9) for a in YARD_ATTACKS["l2"]}}})
+    found = claims.abs_2(results("paper", yardstick_baselines=beaten))
+    assert found.verdict == "partly" and "more robust than ABS here: binary CNN" in found.ours
     # ABS far from the paper and beaten: not reproduced
-    weak = {"Latent Descent": (0.5, 0.0), "PGD (L2)": (0.6, 0.0), "Boundary": (0.6, 0.0)}
-    assert verdict(claims.abs_2, results("paper", attacks=attacks_result({"ABS": weak}))) == "not reproduced"
+    weak = yardstick({"ABS": {"l2": {"latent-descent": (0.5, 0.0)}}})
+    assert verdict(claims.abs_2, results("paper", yardstick=weak)) == "not reproduced"
 
 
-def test_abs_2_most_l2_robust_at_quick():
+def test_abs_2_most_l2_robust_at_quick_and_its_flags_show():
     # the paper's numbers: ABS 2.24 >= 1.3 x CNN 1.09 and the largest median: reproduced
-    assert verdict(claims.abs_2, results("quick")) == "reproduced"
-    beaten = attacks_result({"Madry et al. (ours)": {"PGD (L2)": (2.99, 0.9)}})
-    assert verdict(claims.abs_2, results("quick", attacks=beaten)) == "partly"
-    # ABS below 1.3 x the CNN's L2-PGD median: not reproduced, whoever else is larger
-    close = attacks_result({"CNN": {"PGD (L2)": (1.8, 0.6)}})
-    assert verdict(claims.abs_2, results("quick", attacks=close)) == "not reproduced"
+    found = claims.abs_2(results("quick"))
+    assert found.verdict == "reproduced" and "flags: none" in found.ours
+    beaten = yardstick_baselines({"Madry et al. (ours)": {"l2": {a: (2.99, 0.9) for a in YARD_ATTACKS["l2"]}}})
+    assert verdict(claims.abs_2, results("quick", yardstick_baselines=beaten)) == "partly"
+    # ABS below 1.3 x the CNN's median: not reproduced, whoever else is larger
+    close = yardstick_baselines({"CNN": {"l2": {a: (1.8, 0.6) for a in YARD_ATTACKS["l2"]}}})
+    assert verdict(claims.abs_2, results("quick", yardstick_baselines=close)) == "not reproduced"
+    # gradient-free attacks far stronger than the gradient ones: the flag shows in the row
+    masked = yardstick({"ABS": {"l2": {"apgd-ce": (9.0, 1.0), "apgd-dlr": (9.0, 1.0)}}})
+    found = claims.abs_2(results("quick", yardstick=masked))
+    assert "gradient masking suspected (L2)" in found.ours
+
+
+def test_abs_2_compares_on_abs_images_and_needs_the_yardstick():
+    # the baselines were run on more images than ABS: they are read on ABS's first N
+    more = {k: protocol_result(k) for k in claims.BASELINES}
+    for r in more.values():
+        for norm in r.norms:
+            r.combined[norm].distances = torch.cat([r.combined[norm].distances, torch.zeros(50, dtype=torch.float64)])
+    assert "CNN 1.09" in claims.abs_2(results("quick", yardstick_baselines=more)).ours
+    assert verdict(claims.abs_2, results("quick", yardstick=None)) == "not run"
+    assert verdict(claims.abs_2, results("quick", yardstick_baselines=None)) == "not run"
 
 
 # --- ABS-3 -------------------------------------------------------------------------------------
 
 
 def test_abs_3_per_attack_l2_on_abs():
-    assert verdict(claims.abs_3, results("paper")) == "reproduced"
-    off = attacks_result({"ABS": {"Boundary": (5.0, 0.95)}})
-    assert verdict(claims.abs_3, results("paper", attacks=off)) == "partly"
-    none = {"PGD (L2)": (9.0, 1.0), "Boundary": (9.0, 1.0), "Transfer (L2)": (20.0, 1.0), "Gaussian noise": (30.0, 1.0)}
-    assert verdict(claims.abs_3, results("paper", attacks=attacks_result({"ABS": none}))) == "not reproduced"
-    # quick: the Gaussian-noise median must exceed Latent Descent's
+    found = claims.abs_3(results("paper"))
+    assert found.verdict == "reproduced"
+    assert "APGD-CE 3.10 / 87 %; HopSkipJump 2.60 / 83 %; transfer 4.60 / 94 %; noise 10.90 / 98 %" in found.ours
+    assert "the paper's Latent Descent 2.24 / 80 %" in found.ours
+    off = yardstick({"ABS": {"l2": {"hsja": (5.0, 0.95)}}})
+    assert verdict(claims.abs_3, results("paper", yardstick=off)) == "partly"
+    none = {"apgd-ce": (9.0, 1.0), "hsja": (9.0, 1.0), "transfer": (20.0, 1.0), "noise": (30.0, 1.0)}
+    assert verdict(claims.abs_3, results("paper", yardstick=yardstick({"ABS": {"l2": none}}))) == "not reproduced"
+
+
+def test_abs_3_at_quick_checks_the_papers_ordering_of_the_attacks():
     assert verdict(claims.abs_3, results("quick")) == "reproduced"
-    noisy = attacks_result({"ABS": {"Gaussian noise": (2.0, 0.6)}})
-    assert verdict(claims.abs_3, results("quick", attacks=noisy)) == "not reproduced"
+    # noise weakest, but transfer stronger than HopSkipJump: partly
+    swapped = yardstick({"ABS": {"l2": {"transfer": (2.0, 0.6)}}})
+    assert verdict(claims.abs_3, results("quick", yardstick=swapped)) == "partly"
+    # noise not the weakest: not reproduced
+    noisy = yardstick({"ABS": {"l2": {"noise": (2.0, 0.6)}}})
+    assert verdict(claims.abs_3, results("quick", yardstick=noisy)) == "not reproduced"
+    # an attack that found nothing counts as the weakest
+    lost = yardstick({"ABS": {"l2": {"noise": None}}})
+    found = claims.abs_3(results("quick", yardstick=lost))
+    assert found.verdict == "reproduced" and "noise none found / 100 %" in found.ours
 
 
 # --- ABS-4 -------------------------------------------------------------------------------------
 
 
 def test_abs_4_linf_at_paper():
-    assert verdict(claims.abs_4, results("paper")) == "reproduced"
-    half = attacks_result({"Binary ABS": {"PGD (L∞)": (0.2, 0.1)}})  # the ABS checks hold, binary's not
-    assert verdict(claims.abs_4, results("paper", attacks=half)) == "partly"
-    off = attacks_result({"ABS": {"PGD (L∞)": (0.05, 0.5)}, "Binary ABS": {"PGD (L∞)": (0.1, 0.3)}})
-    assert verdict(claims.abs_4, results("paper", attacks=off)) == "not reproduced"
+    found = claims.abs_4(results("paper"))
+    assert found.verdict == "reproduced"
+    assert "ABS 0.230 / 8 %, binary ABS 0.440 / 77 %" in found.ours
+    half = yardstick({"Binary ABS": {"linf": {"apgd-ce": (0.2, 0.1)}}})  # the ABS checks hold, binary's not
+    assert verdict(claims.abs_4, results("paper", yardstick=half)) == "partly"
+    off = yardstick({"ABS": {"linf": {a: (0.05, 0.5) for a in YARD_ATTACKS["linf"]}},
+                     "Binary ABS": {"linf": {"apgd-ce": (0.1, 0.3)}}})  # fmt: skip
+    assert verdict(claims.abs_4, results("paper", yardstick=off)) == "not reproduced"
 
 
-def test_abs_4_linf_at_quick_judges_all_attacks_and_says_when_gradients_fail():
-    found = claims.abs_4(results("quick"))
-    assert found.verdict == "reproduced" and "PGD at 0.3: ABS 8 %, binary ABS 77 %" in found.ours
-    same = attacks_result({"Binary ABS": {"PGD (L∞)": (0.23, 0.08)}})
-    assert verdict(claims.abs_4, results("quick", attacks=same)) == "not reproduced"
-    # FGSM and PGD find nothing on binary ABS; a transfer attack gives its numbers
-    blocked = attacks_result({"Binary ABS": {"FGSM": None, "PGD (L∞)": None}})
-    blocked["per_attack"]["Binary ABS"]["Transfer (L∞)"] = curve("Transfer (L∞)", "linf", 0.6, 0.7)
-    blocked["all"] = E.combined(blocked["per_attack"])
-    found = claims.abs_4(results("quick", attacks=blocked))
-    assert found.verdict == "reproduced" and "the binarisation blocks the gradient" in found.ours
-    assert "binarisation blocks" not in claims.abs_4(results("quick")).ours
+def test_abs_4_at_quick_and_binary_abs_never_above_its_trivial_bound():
+    assert verdict(claims.abs_4, results("quick")) == "reproduced"
+    # binary ABS ahead, but ABS not weak: partly
+    strong = yardstick({"ABS": {"linf": {a: (0.35, 0.6) for a in YARD_ATTACKS["linf"]}}})
+    assert verdict(claims.abs_4, results("quick", yardstick=strong)) == "partly"
+    same = yardstick({"Binary ABS": {"linf": {"apgd-ce": (0.23, 0.08)}}})
+    assert verdict(claims.abs_4, results("quick", yardstick=same)) == "not reproduced"
+    # every attack fails on binary ABS: its distances are the trivial bound 0.5, never more, and
+    # the protocol's "attack failure" flag shows in the row
+    blocked = yardstick({"Binary ABS": {"linf": {a: None for a in YARD_ATTACKS["linf"]}}})
+    found = claims.abs_4(results("quick", yardstick=blocked))
+    assert "binary ABS 0.500 / 100 %" in found.ours and f"trivial 0.5 bound on {N} of {N} images" in found.ours
+    assert "binary ABS attack failure (L∞)" in found.ours and found.verdict == "reproduced"
 
 
 # --- ABS-5 -------------------------------------------------------------------------------------
@@ -249,19 +337,33 @@ def test_abs_5_l0_only_at_paper_with_l0_attacks_on_abs():
 # --- ABS-6 -------------------------------------------------------------------------------------
 
 
-def test_abs_6_baselines():
-    assert verdict(claims.abs_6, results("paper")) == "reproduced"
-    one_off = attacks_result({"Nearest neighbour": {"PGD (L∞)": (0.4, 0.8)}})
-    assert verdict(claims.abs_6, results("paper", attacks=one_off)) == "partly"
-    off = {
-        name: {"PGD (L2)": (9.0, 1.0), "PGD (L∞)": (0.49, 1.0), "Pointwise": (40.0, 1.0)} for name in claims.BASELINES
-    }
-    off = attacks_result({name: {**o, "Gaussian noise": (20.0, 1.0)} for name, o in off.items()})
-    assert verdict(claims.abs_6, results("paper", attacks=off)) == "not reproduced"
-    # quick: the CNN's L2-PGD median at most 1.6
+def test_abs_6_baselines_at_paper():
+    found = claims.abs_6(results("paper"))
+    assert found.verdict == "reproduced" and "checks failed: none" in found.ours
+    one_off = yardstick_baselines({"Nearest neighbour": {"linf": {a: (0.4, 0.8) for a in YARD_ATTACKS["linf"]}}})
+    assert verdict(claims.abs_6, results("paper", yardstick_baselines=one_off)) == "partly"
+    off = {k: {"l2": {"apgd-ce": (0.1, 0.0)}, "linf": {"apgd-ce": (0.01, 0.0)}} for k in claims.BASELINES}
+    # the CNN is fragile and no baseline is L2-robust, but nothing gives L-inf robustness: partly
+    assert verdict(claims.abs_6, results("paper", yardstick_baselines=yardstick_baselines(off))) == "partly"
+    # every baseline L2-robust (CNN included) and none L-inf-robust: every check fails
+    robust = {k: {"l2": {a: (9.0, 1.0) for a in YARD_ATTACKS["l2"]}, "linf": {"apgd-ce": (0.01, 0.0)}}
+              for k in claims.BASELINES}  # fmt: skip
+    assert verdict(claims.abs_6, results("paper", yardstick_baselines=yardstick_baselines(robust))) == (
+        "not reproduced"
+    )
+
+
+def test_abs_6_at_quick_a_madry_model_without_linf_robustness_is_only_partly():
     assert verdict(claims.abs_6, results("quick")) == "reproduced"
-    robust_cnn = attacks_result({"CNN": {"PGD (L2)": (1.7, 0.6)}})
-    assert verdict(claims.abs_6, results("quick", attacks=robust_cnn)) == "not reproduced"
+    # the contradiction the yardstick issue named: our Madry model keeps 18.8 % at L-inf 0.3
+    weak_madry = yardstick_baselines({"Madry et al. (ours)": {"linf": {a: (0.2, 0.188) for a in YARD_ATTACKS["linf"]}}})
+    found = claims.abs_6(results("quick", yardstick_baselines=weak_madry))
+    assert found.verdict == "partly" and "checks failed: Madry gives L∞" in found.ours
+    assert "Madry (ours) 19 %" in found.ours
+    robust_cnn = yardstick_baselines({"CNN": {"l2": {a: (1.7, 0.6) for a in YARD_ATTACKS["l2"]}}})
+    found = claims.abs_6(results("quick", yardstick_baselines=robust_cnn))
+    assert found.verdict == "partly" and "checks failed: CNN fragile" in found.ours
+    assert verdict(claims.abs_6, results("quick", yardstick_baselines=None)) == "not run"
 
 
 # --- ABS-7 -------------------------------------------------------------------------------------
@@ -298,13 +400,13 @@ def test_abs_9_lower_bound():
     # a bound above an adversarial that was found cannot be a bound
     above = {"epsilon": torch.full((N,), 1.0)}
     found = claims.abs_9(results("paper", lower_bound=above))
-    assert found.verdict == "not reproduced" and "attacked images: False" in found.ours
+    assert found.verdict == "not reproduced" and f"on all {N} images it covers: False" in found.ours
     # consistent, but positive for at most half of the images
     mostly_negative = {"epsilon": torch.tensor([0.2] * 50 + [-0.1] * 51)}
     assert verdict(claims.abs_9, results("paper", lower_bound=mostly_negative)) == "not reproduced"
     # quick: shown, not judged
     assert verdict(claims.abs_9, results("quick")) == "not run"
-    assert verdict(claims.abs_9, results("paper", attacks=None)) == "not run"
+    assert verdict(claims.abs_9, results("paper", yardstick=None)) == "not run"
 
 
 # --- ABS-10 ------------------------------------------------------------------------------------
@@ -328,13 +430,14 @@ def test_within_never_accepts_a_missing_number():
 
 
 def test_the_rules_give_the_committed_quick_scorecard():
-    """The quick results load from the committed artifacts (their keys are tested in test_abs.py)
-    and the rules give the committed rows."""
-    exp = experiment.start("abs", "quick", device="cpu")
+    """The quick results load from the committed artifacts (their keys are tested in test_abs.py
+    and test_abs_adapter.py; nothing is computed) and the rules give the committed rows."""
+    exp = experiment.start("abs", "quick", device="cpu", load_only=True)
     if not (store.artifact_dir("abs", "quick") / "vaes-4b868de511db.json").exists():
         pytest.skip("the committed quick artifacts are not here")
     by_name = {s.name: s for s in E.steps(exp.profile)}
-    res = {name: by_name[name].run(exp) for name in ("clean", "lower_bound", "distal", "attacks")}
+    steps = ("clean", "lower_bound", "distal", "attacks", "yardstick", "yardstick_baselines")
+    res = {name: by_name[name].run(exp) for name in steps}
     rows = papers.scorecard(exp, res)
     committed = json.loads(store.scorecard_path("abs", "quick").read_text())["targets"]
     fields = ("id", "claim", "paper", "ours", "verdict")

@@ -3,8 +3,11 @@
 Models: the ten class-conditional VAEs, the vanilla CNN, the transfer substitute and our
 Madry-style CNN are trained (or loaded); binary CNN, nearest neighbour, ABS and binary ABS are
 built from them. Results: clean accuracy and ABS's confidence, the lower bound, distal
-adversarials, and every planned attack on every model (one stored artifact per model and attack,
-one step per model), gathered by the ``attacks`` step into the per-norm minimum over attacks.
+adversarials, and every planned attack of the paper's suite on every model (one stored artifact
+per model and attack, one step per model), gathered by the ``attacks`` step into the per-norm
+minimum over attacks; then the book's yardstick (``robustlib.protocol``) on ABS and binary ABS
+(step ``yardstick``: the zoo's ``abs`` and ``binary-abs``) and on the four baselines (step
+``yardstick_baselines``), one stored result per model.
 
 ``python -m robustlib compute abs --profile P`` runs ``steps(profile)``; the chapter calls the same
 functions, which load what is stored.
@@ -497,4 +500,167 @@ def steps(prof: AbsProfile) -> list[Step]:
         Step("distal", distal, after=("vaes", "cnn"), gpu=True),
         *attack_steps,
         Step("attacks", all_attacks, after=tuple(s.name for s in attack_steps)),
+        Step("yardstick", yardstick, after=("vaes",), gpu=True),
+        Step("yardstick_baselines", yardstick_baselines, after=("cnn", "madry"), gpu=True),
     ]
+
+
+# =============================================================================================
+# The yardstick: the book's one protocol (robustlib.protocol) on ABS, binary ABS and the baselines
+# =============================================================================================
+
+# ABS inference is expensive: about 25 ms per image and call on one CPU core at ``quick`` (a CNN
+# takes microseconds), and the protocol's score- and decision-based attacks call it hundreds to
+# thousands of times per image (Square alone: 1,000 queries per image and epsilon, about 25 s). So
+# that ABS and binary ABS fit the book's budget (the protocol over every model in 15 minutes on
+# 2 cores), at ``quick`` they are evaluated on the first 10 test images, without Square, with
+# HopSkipJump at 6 iterations and 5 noise draws, and the trivial bound's reference set is those
+# images plus 200 training images (2,000 would cost a minute of inference per model). Everything
+# else is the protocol's ``quick`` setting; the chapter and the scorecard rows say so. The paper
+# profile (on a GPU) runs the protocol unchanged.
+YARDSTICK_OVERRIDES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "n_images": 3,
+        "attacks": ("apgd-ce", "apgd-dlr", "transfer", "noise", "hsja"),
+        "hsja_steps": 2,
+        "noise_draws": 2,
+    },
+    "quick": {
+        "n_images": 10,
+        "n_reference": 200,
+        "attacks": ("apgd-ce", "apgd-dlr", "transfer", "noise", "hsja"),
+        "hsja_steps": 6,
+        "noise_draws": 5,
+    },
+    "paper": {},
+}
+# The baselines get the protocol's own settings (at smoke, on fewer images: tests).
+YARDSTICK_BASELINE_OVERRIDES: dict[str, dict[str, Any]] = {"smoke": {"n_images": 8}, "quick": {}, "paper": {}}
+# The chapter's baselines through the same protocol, by display name -> artifact name.
+YARDSTICK_BASELINES = {
+    "CNN": "cnn",
+    "Binary CNN": "binary-cnn",
+    "Nearest neighbour": "nearest-neighbour",
+    "Madry et al. (ours)": "madry",
+}
+SOURCE = "relu-mlp"  # the transfer source: the baselines chapter's standard network (zoo name)
+
+
+@dataclass(frozen=True)
+class YardstickKey:
+    """One model's protocol result: the protocol's settings, what the model is (its weights' keys
+    and the ABS inference settings), what the gradient attacks use (``surrogate``), the paper's
+    attack's settings, and the transfer source (the baselines chapter's ReLU MLP, by its key)."""
+
+    config: Any  # protocol.ProtocolConfig
+    model: str
+    weights: Any  # VAEKey / CNNKey / MadryKey / the nearest neighbour's training-set size
+    inference: tuple[int, int] | None  # ABS: (prior samples, Adam steps)
+    surrogate: str
+    attack: str
+    source: Any
+
+
+def yardstick_config(prof: AbsProfile, *, abs_model_: bool = True):
+    """The protocol's settings at ``prof``: ``YARDSTICK_OVERRIDES`` for ABS and binary ABS,
+    ``YARDSTICK_BASELINE_OVERRIDES`` (the protocol's own at quick and paper) for the baselines."""
+    from ... import protocol
+
+    overrides = YARDSTICK_OVERRIDES if abs_model_ else YARDSTICK_BASELINE_OVERRIDES
+    return protocol.ProtocolConfig.for_profile(prof.name, **overrides[prof.name])
+
+
+def _baselines_experiment(exp: Experiment) -> Experiment:
+    """The baselines chapter at ``exp``'s profile, seed and device (load-only when ``exp`` is)."""
+    from .. import profile as paper_profile
+
+    return Experiment(
+        "baselines",
+        paper_profile("baselines", exp.profile.name),
+        seed=exp.seed,
+        device=exp.device,
+        progress=exp.progress,
+        load_only=exp.load_only,
+    )
+
+
+def transfer_source(exp: Experiment) -> torch.nn.Module:
+    """The yardstick's transfer source, the baselines chapter's ReLU MLP from that chapter's store
+    (trained there if missing, unless ``exp`` is load-only): the same source for every chapter."""
+    from ..baselines import experiments as base
+
+    return base.network(_baselines_experiment(exp), "relu_mlp")[0].eval()
+
+
+def source_key(exp: Experiment) -> Any:
+    """The transfer source's key in the baselines chapter's store."""
+    from ..baselines import experiments as base
+
+    return base.model_key(_baselines_experiment(exp), "relu_mlp")
+
+
+def _evaluate(exp: Experiment, name: str, adapter_: Any, config: Any, key: YardstickKey) -> Any:
+    from ... import protocol
+
+    def compute() -> dict[str, Any]:
+        x, y = protocol.protocol_images(config)
+        exp.log(f"yardstick: {name} on {len(x)} images")
+        source = transfer_source(exp).to(exp.device)
+        return protocol.evaluate(adapter_(), x, y, config, source=source, progress=exp.progress).to_dict()
+
+    return protocol.ProtocolResult.from_dict(exp.cached(f"yardstick-{name}", key, compute))
+
+
+def yardstick(exp: Experiment) -> dict[str, Any]:
+    """Step ``yardstick``: ABS and binary ABS (the zoo's ``abs`` and ``binary-abs``) through the
+    book's protocol on its first test images: APGD-CE/DLR through the envelope gradient of a
+    best-of-bank surrogate, Square, HopSkipJump, transfer from the ReLU MLP, noise, the paper's
+    Latent Descent, and the trivial bound; ``{zoo name: ProtocolResult}``."""
+    from . import adapter as abs_adapter
+
+    prof = exp.profile
+    config = yardstick_config(prof)
+    source = source_key(exp)
+    out = {}
+    for name in abs_adapter.MODELS:
+        key = YardstickKey(
+            config,
+            name,
+            VAEKey.of(prof),
+            (prof.n_samples, prof.abs_steps),
+            abs_adapter.SURROGATE,
+            f"latent descent: {prof.ld_coarse} coarse steps, {abs_adapter.LD_BISECT} bisections",
+            source,
+        )
+        out[name] = _evaluate(
+            exp, name, lambda name=name: abs_adapter.adapter(exp, name, abs_adapter.load(exp, name)), config, key
+        )
+    return out
+
+
+def yardstick_baselines(exp: Experiment) -> dict[str, Any]:
+    """Step ``yardstick_baselines``: the chapter's four baselines through the same protocol (its
+    ``quick`` settings: 200 images), for the claims that compare ABS with them;
+    ``{display name: ProtocolResult}``."""
+    from . import adapter as abs_adapter
+
+    prof = exp.profile
+    config = yardstick_config(prof, abs_model_=False)
+    source = source_key(exp)
+    weights = {
+        "CNN": CNNKey.of(prof, "cnn"),
+        "Binary CNN": CNNKey.of(prof, "cnn"),
+        "Nearest neighbour": prof.nn_train,
+        "Madry et al. (ours)": MadryKey.of(prof),
+    }
+    out = {}
+    for display, name in YARDSTICK_BASELINES.items():
+        key = YardstickKey(config, name, weights[display], None, abs_adapter.baseline_surrogate(display), "", source)
+        out[display] = _evaluate(
+            exp,
+            f"baseline-{name}",
+            lambda display=display: abs_adapter.baseline_adapter(display, classifier(exp, display)),
+            config,
+            key,
+        )
+    return out

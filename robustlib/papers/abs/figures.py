@@ -20,7 +20,7 @@ UNITS = {"l2": "L2", "linf": "L∞", "l0": "L0"}
 
 def training_curves(history: list[dict]) -> plt.Figure:
     """The VAEs' reconstruction and KL terms per epoch, and the annealed KL weight."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(7, 2.8))
     epochs = [r["epoch"] for r in history]
     plots.curves(
         epochs,
@@ -130,8 +130,8 @@ def median_rows(per_attack: dict[str, dict[str, DistanceResult]]) -> list[dict[s
 
 
 def curves(comb: dict[str, dict[str, DistanceResult]]) -> plt.Figure:
-    """Accuracy against perturbation size, all attacks per norm, one panel per norm."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    """Accuracy against perturbation size, all attacks per norm, one panel per norm (in rows)."""
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 9.0))
     for ax, (norm, eps_max) in zip(axes, [("l2", 5.0), ("linf", 0.5), ("l0", 40)]):
         per_model = {name: c[norm] for name, c in comb.items() if norm in c}
         plots.accuracy_distortion(
@@ -202,4 +202,143 @@ def distal_rows(distal: dict[str, Any]) -> list[dict[str, str]]:
             "median final p(target)": fmt(distal[name]["p_target"].median().item(), 3),
         }
         for name in ("CNN", "ABS")
+    ]
+
+
+# --- the yardstick -------------------------------------------------------------------------------
+
+YARD_NAMES = {"abs": "ABS", "binary-abs": "Binary ABS"}  # zoo name -> the chapter's name
+ATTACK_LABELS = {
+    "apgd-ce": "APGD-CE",
+    "apgd-dlr": "APGD-DLR",
+    "square": "Square",
+    "hsja": "HopSkipJump",
+    "transfer": "transfer",
+    "noise": "noise",
+    "latent-descent": "Latent Descent (paper)",
+    "latent-descent-linf": "Latent Descent (paper)",
+    "trivial": "trivial bound",
+    "combined": "all attacks",
+}
+# Attacks whose per-attack curve is a standalone result: minimal attacks, and APGD-CE (the first
+# epsilon attack; the later ones only search below what earlier attacks found).
+STANDALONE = ("apgd-ce", "hsja", "transfer", "latent-descent", "latent-descent-linf")
+
+
+def yardstick_models(yard: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any]:
+    """Every model's ProtocolResult by the chapter's name: ABS and binary ABS, then the baselines."""
+    return {YARD_NAMES[k]: v for k, v in yard.items()} | dict(baselines)
+
+
+def _pct(a: float) -> str:
+    return f"{100 * a:.0f} %"
+
+
+def _strongest(res: Any, norm: str) -> str:
+    top = list(res.strongest(norm).items())[:2]
+    return ", ".join(f"{ATTACK_LABELS.get(a, a)} ({n})" for a, n in top) or "—"
+
+
+def yardstick_rows(yard: dict[str, Any], baselines: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per model (every attack of the protocol combined), the paper's all-attacks numbers
+    beside it, then the paper's own Latent Descent alone on ABS and binary ABS."""
+    rows = []
+    for name, res in yardstick_models(yard, baselines).items():
+        row = {
+            "model": name,
+            "attacks": "all (yardstick)",
+            "images": str(len(res.labels)),
+            "clean": _pct(res.clean_accuracy),
+        }
+        for norm in ("linf", "l2"):
+            for t, a in res.at_thresholds(norm).items():
+                row[f"{UNITS[norm]} {t:g}"] = _pct(a)
+        row["median L∞"] = fmt(res.median("linf"), 3)
+        row["median L2"] = fmt(res.median("l2"), 2)
+        (ml, al), (m2, a2) = PAPER[name]["linf"], PAPER[name]["l2"]
+        row["paper: L∞ 0.3 / L2 1.5 (medians)"] = f"{_pct(al)} / {_pct(a2)} ({ml:g} / {m2:g})"
+        row["strongest L∞ / L2 (images)"] = f"{_strongest(res, 'linf')} / {_strongest(res, 'l2')}"
+        row["flags"] = "; ".join(f"{UNITS[f.norm]}: {f.kind}" for f in res.flags()) or "none"
+        rows.append(row)
+    for name, res in yard.items():
+        row = {"model": YARD_NAMES[name], "attacks": "the paper's Latent Descent", "images": str(len(res.labels))}
+        row["clean"] = _pct(res.clean_accuracy)
+        for norm, attack in (("linf", "latent-descent-linf"), ("l2", "latent-descent")):
+            for t in res.config.thresholds(norm):
+                row[f"{UNITS[norm]} {t:g}"] = _pct(res.accuracy_at(norm, t, attack))
+        row["median L∞"] = fmt(res.median("linf", "latent-descent-linf"), 3)
+        row["median L2"] = fmt(res.median("l2", "latent-descent"), 2)
+        rows.append(row)
+    return rows
+
+
+def yardstick_curves(yard: dict[str, Any], baselines: dict[str, Any]) -> plt.Figure:
+    """Accuracy against perturbation size, L∞ above and L2 below, every attack of the protocol
+    combined, for every model; stars: the paper's all-attacks accuracy at the threshold."""
+    fig, axes = plt.subplots(2, 1, figsize=(6.8, 7.0))
+    models = yardstick_models(yard, baselines)
+    for ax, norm in zip(axes, ("linf", "l2")):
+        for i, (name, res) in enumerate(models.items()):
+            colour, grid = f"C{i}", list(res.config.grid(norm))
+            style = "-o" if name in YARD_NAMES.values() else "--o"
+            ax.plot(
+                grid, res.curve(norm).numpy(), style, ms=3, color=colour, label=f"{name} ({len(res.labels)} images)"
+            )
+            ax.plot(THRESHOLDS[norm], PAPER[name][norm][1], "*", ms=11, color=colour, mec="k")
+        ax.plot([], [], "*", ms=11, color="grey", mec="k", label="paper (all attacks)")
+        ax.axvline(THRESHOLDS[norm], color="grey", ls=":", lw=1)
+        ax.set(xlabel=f"{UNITS[norm]} perturbation size ([0, 1] units)", ylabel="accuracy", ylim=(0, 1.02))
+        ax.legend(fontsize=8, loc="upper right", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def yardstick_attack_curves(yard: dict[str, Any]) -> plt.Figure:
+    """ABS (left) and binary ABS (right), L∞ above and L2 below: every attack combined, the trivial
+    bound, and each attack whose curve is a standalone result (``STANDALONE``)."""
+    fig, axes = plt.subplots(2, 2, figsize=(7.0, 6.4), sharey=True)
+    for col, (name, res) in enumerate(yard.items()):
+        for row, norm in enumerate(("linf", "l2")):
+            ax, grid = axes[row, col], list(res.config.grid(norm))
+            for attack in ("combined", *[a for a in STANDALONE if a in res.attacks[norm]], "trivial"):
+                style = {"combined": dict(color="k", lw=2.2), "trivial": dict(color="grey", ls=":")}.get(attack, {})
+                ax.plot(grid, res.curve(norm, attack).numpy(), marker="o", ms=2.5, label=ATTACK_LABELS[attack], **style)
+            ax.set(title=f"{YARD_NAMES[name]}, {UNITS[norm]}", xlabel=f"{UNITS[norm]} size", ylim=(0, 1.02))
+            ax.legend(fontsize=8, loc="lower left")
+        axes[0, col].set_ylabel("accuracy") if col == 0 else None
+    axes[1, 0].set_ylabel("accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def yardstick_seconds(yard: dict[str, Any], baselines: dict[str, Any]) -> list[dict[str, str]]:
+    """What the protocol cost per model and attack (CPU seconds as measured when stored)."""
+    rows = []
+    for name, res in yardstick_models(yard, baselines).items():
+        per: dict[str, float] = {}
+        for norm in res.norms:
+            for attack, s in res.seconds[norm].items():
+                per[attack] = per.get(attack, 0.0) + s
+        row = {"model": name, "images": str(len(res.labels)), "total (s)": fmt(sum(per.values()), 0)}
+        rows.append(row | {ATTACK_LABELS.get(a, a): fmt(s, 0) for a, s in per.items()})
+    return rows
+
+
+def refinement_rows(res: abs_model.Inference, y: torch.Tensor) -> list[dict[str, str]]:
+    """Per image, the true class's loss at the best bank sample and after the Adam steps."""
+    idx = torch.arange(len(y))
+    start, end = res.start_loss.cpu()[idx, y], res.loss.cpu()[idx, y]
+    return [
+        {"image": str(i), "label": str(int(y[i])), "best bank sample": f"{a:.4f}", "after Adam": f"{b:.4f}"}
+        for i, (a, b) in enumerate(zip(start.tolist(), end.tolist()))
+    ]
+
+
+def directional_rows(pairs: torch.Tensor) -> list[dict[str, str]]:
+    """The envelope gradient's directional derivatives against finite differences, in one row."""
+    analytic, finite = pairs[:, 0], pairs[:, 1]
+    cos = F.cosine_similarity(analytic, finite, dim=0).item()
+    rel = ((analytic - finite).abs() / finite.abs().clamp_min(1e-9)).median().item()
+    return [
+        {"(image, direction) pairs": str(len(pairs)), "cosine": f"{cos:.3f}", "median relative error": f"{rel:.2f}"}
     ]
