@@ -213,8 +213,14 @@ def _n(result: Any) -> int:
 
 def _flags(result: Any, norms: tuple[str, ...] = ("l2", "linf")) -> str:
     """The protocol's flags on ``result`` in ``norms``, in words."""
-    found = [f"{f.kind} ({UNIT[f.norm]})" for f in result.flags() if f.norm in norms]
+    found = dict.fromkeys(f"{f.kind} ({UNIT[f.norm]})" for f in result.flags() if f.norm in norms)
     return ", ".join(found) if found else "none"
+
+
+def _with_flags(result: Any, name: str) -> str:
+    """A model's short name and its L2 flags, if any: "binary CNN [gradient masking suspected (L2)]"."""
+    flags = _flags(result, ("l2",))
+    return SHORT[name] + ("" if flags == "none" else f" [{flags}]")
 
 
 def _scale(result: Any) -> str:
@@ -282,7 +288,11 @@ def abs_2(results: claims.Results) -> Finding:
         + (f"; the paper's Latent Descent alone: median {_m(ld, 'l2')}" if ld is not None else "")
         + "; other models on the same images: "
         + ", ".join(f"{SHORT[k]} {_m(d, 'l2')}" for k, d in others.items())
-        + (f" (more robust than ABS here: {', '.join(SHORT[k] for k in beaten_by)})" if beaten_by else "")
+        + (
+            f" (more robust than ABS here: {', '.join(_with_flags(yard[k], k) for k in beaten_by)})"
+            if beaten_by
+            else ""
+        )
     )
     if _at_paper(results):
         checks = [_within(a2.median(), 2.24, rel=0.2), _within(a2.accuracy_at(1.5), 0.80, abs_=0.10), not beaten_by]
@@ -345,7 +355,7 @@ def abs_4(results: claims.Results) -> Finding:
     at_bound = int((lb.distances >= protocol.BINARY_THRESHOLD - 1e-9).sum())
     ours = (
         f"{_scale(a)}: ABS {_m(la, 'linf')} / {_acc(la, 0.3)}, binary ABS {_m(lb, 'linf')} / {_acc(lb, 0.3)} "
-        f"(median L∞ / acc@0.3; binary ABS at its trivial 0.5 bound on {at_bound} of {_n(a)} images); "
+        f"(median L∞ / acc@0.3; binary ABS needs 0.5, its trivial bound, on {at_bound} of {_n(a)} images); "
         f"flags: ABS {_flags(a, ('linf',))}, binary ABS {_flags(b, ('linf',))}"
     )
     if _at_paper(results):

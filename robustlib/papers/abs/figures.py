@@ -258,11 +258,11 @@ def yardstick_rows(yard: dict[str, Any], baselines: dict[str, Any]) -> list[dict
         (ml, al), (m2, a2) = PAPER[name]["linf"], PAPER[name]["l2"]
         row["paper: L∞ 0.3 / L2 1.5 (medians)"] = f"{_pct(al)} / {_pct(a2)} ({ml:g} / {m2:g})"
         row["strongest L∞ / L2 (images)"] = f"{_strongest(res, 'linf')} / {_strongest(res, 'l2')}"
-        row["flags"] = "; ".join(f"{UNITS[f.norm]}: {f.kind}" for f in res.flags()) or "none"
+        row["flags"] = "; ".join(dict.fromkeys(f"{UNITS[f.norm]}: {f.kind}" for f in res.flags())) or "none"
         rows.append(row)
     for name, res in yard.items():
         row = {"model": YARD_NAMES[name], "attacks": "the paper's Latent Descent", "images": str(len(res.labels))}
-        row["clean"] = _pct(res.clean_accuracy)
+        row["clean"] = f"{100 * res.clean_accuracy:.1f} %"
         for norm, attack in (("linf", "latent-descent-linf"), ("l2", "latent-descent")):
             for t in res.config.thresholds(norm):
                 row[f"{UNITS[norm]} {t:g}"] = _pct(res.accuracy_at(norm, t, attack))
@@ -275,7 +275,7 @@ def yardstick_rows(yard: dict[str, Any], baselines: dict[str, Any]) -> list[dict
 def yardstick_curves(yard: dict[str, Any], baselines: dict[str, Any]) -> plt.Figure:
     """Accuracy against perturbation size, L∞ above and L2 below, every attack of the protocol
     combined, for every model; stars: the paper's all-attacks accuracy at the threshold."""
-    fig, axes = plt.subplots(2, 1, figsize=(6.8, 7.0))
+    fig, axes = plt.subplots(2, 1, figsize=(6.8, 7.6))
     models = yardstick_models(yard, baselines)
     for ax, norm in zip(axes, ("linf", "l2")):
         for i, (name, res) in enumerate(models.items()):
@@ -285,29 +285,41 @@ def yardstick_curves(yard: dict[str, Any], baselines: dict[str, Any]) -> plt.Fig
                 grid, res.curve(norm).numpy(), style, ms=3, color=colour, label=f"{name} ({len(res.labels)} images)"
             )
             ax.plot(THRESHOLDS[norm], PAPER[name][norm][1], "*", ms=11, color=colour, mec="k")
-        ax.plot([], [], "*", ms=11, color="grey", mec="k", label="paper (all attacks)")
         ax.axvline(THRESHOLDS[norm], color="grey", ls=":", lw=1)
         ax.set(xlabel=f"{UNITS[norm]} perturbation size ([0, 1] units)", ylabel="accuracy", ylim=(0, 1.02))
-        ax.legend(fontsize=8, loc="upper right", ncol=2)
-    fig.tight_layout()
+    axes[0].plot([], [], "*", ms=11, color="grey", mec="k", label="paper (all attacks)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     return fig
+
+
+ATTACK_STYLE = {
+    "combined": dict(color="k", lw=2.2),
+    "apgd-ce": dict(color="C0"),
+    "hsja": dict(color="C1"),
+    "transfer": dict(color="C2"),
+    "latent-descent": dict(color="C3"),
+    "latent-descent-linf": dict(color="C3"),
+    "trivial": dict(color="grey", ls=":"),
+}
 
 
 def yardstick_attack_curves(yard: dict[str, Any]) -> plt.Figure:
     """ABS (left) and binary ABS (right), L∞ above and L2 below: every attack combined, the trivial
     bound, and each attack whose curve is a standalone result (``STANDALONE``)."""
-    fig, axes = plt.subplots(2, 2, figsize=(7.0, 6.4), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(7.0, 6.8), sharey=True)
+    shown: dict[str, Any] = {}
     for col, (name, res) in enumerate(yard.items()):
         for row, norm in enumerate(("linf", "l2")):
             ax, grid = axes[row, col], list(res.config.grid(norm))
             for attack in ("combined", *[a for a in STANDALONE if a in res.attacks[norm]], "trivial"):
-                style = {"combined": dict(color="k", lw=2.2), "trivial": dict(color="grey", ls=":")}.get(attack, {})
-                ax.plot(grid, res.curve(norm, attack).numpy(), marker="o", ms=2.5, label=ATTACK_LABELS[attack], **style)
+                (line,) = ax.plot(grid, res.curve(norm, attack).numpy(), marker="o", ms=2.5, **ATTACK_STYLE[attack])
+                shown.setdefault(ATTACK_LABELS[attack], line)
             ax.set(title=f"{YARD_NAMES[name]}, {UNITS[norm]}", xlabel=f"{UNITS[norm]} size", ylim=(0, 1.02))
-            ax.legend(fontsize=8, loc="lower left")
-        axes[0, col].set_ylabel("accuracy") if col == 0 else None
-    axes[1, 0].set_ylabel("accuracy")
-    fig.tight_layout()
+            if col == 0:
+                ax.set_ylabel("accuracy")
+    fig.legend(list(shown.values()), list(shown), loc="lower center", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -342,3 +354,32 @@ def directional_rows(pairs: torch.Tensor) -> list[dict[str, str]]:
     return [
         {"(image, direction) pairs": str(len(pairs)), "cosine": f"{cos:.3f}", "median relative error": f"{rel:.2f}"}
     ]
+
+
+def yardstick_reading(yard: dict[str, Any], baselines: dict[str, Any]) -> list[str]:
+    """This run's reading of the yardstick, in sentences (from the stored results)."""
+    models = yardstick_models(yard, baselines)
+    lines = []
+    for name in ("ABS", "Binary ABS"):
+        if name not in models:
+            continue
+        r = models[name]
+        ld = r.median("l2", "latent-descent") if "latent-descent" in r.attacks["l2"] else math.inf
+        beaten = int((r.distances("l2").distances < r.distances("l2", "latent-descent").distances - 1e-9).sum())
+        lines.append(
+            f"{name} ({len(r.labels)} images): {_pct(r.accuracy_at('l2', 1.5))} at L2 1.5 and "
+            f"{_pct(r.accuracy_at('linf', 0.3))} at L∞ 0.3 under all attacks (paper: "
+            f"{_pct(PAPER[name]['l2'][1])} and {_pct(PAPER[name]['linf'][1])}); median L2 {fmt(r.median('l2'), 2)}, "
+            f"the paper's Latent Descent alone {fmt(ld, 2)}, beaten by another attack on {beaten} images."
+        )
+    for name, res in baselines.items():
+        a, p = res.accuracy_at("linf", 0.3), PAPER[name]["linf"][1]
+        if abs(a - p) > 0.25:
+            lines.append(
+                f"{name} ({len(res.labels)} images): {_pct(a)} at L∞ 0.3 where the paper's model keeps {_pct(p)}."
+            )
+    flagged = [f"{n} ({'; '.join(dict.fromkeys(f'{UNITS[f.norm]} {f.kind}' for f in r.flags()))})"
+               for n, r in models.items() if r.flags()]  # fmt: skip
+    if flagged:
+        lines.append("Flags: " + ", ".join(flagged) + ". A flagged number is an upper bound to read with care.")
+    return lines
