@@ -123,6 +123,20 @@ class Experiment:
         model.load_state_dict(stored["state"])
         return model.to(self.device).eval(), stored["history"]
 
+    def sibling(self, paper: str) -> Experiment:
+        """The same run (profile name, seed, device, load-only) of another chapter, to read what that
+        chapter stores (e.g. the baselines' ReLU MLP, the yardstick's transfer source)."""
+        from . import papers
+
+        return Experiment(
+            paper,
+            papers.profile(paper, self.profile.name),
+            seed=self.seed,
+            device=self.device,
+            progress=self.progress,
+            load_only=self.load_only,
+        )
+
     def log(self, message: str) -> None:
         """A progress line (headless runs and ``progress=True``); chapters stay quiet."""
         if self.progress:

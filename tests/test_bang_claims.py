@@ -449,7 +449,7 @@ def test_the_quick_keys_are_those_of_the_committed_results():
         "beyond-da9ed8aa2b34": bx.RowsKey(prof, ("R0", "B1")),
     }
     exp = experiment.start("bang", "quick", load_only=True)
-    source = base.model_key(bx._baselines_experiment(exp), "relu_mlp")
+    source = base.model_key(exp.sibling("baselines"), "relu_mlp")
     for row, stem in (("R0", "yardstick-bang-r0-28a422fbeaaf"), ("B1", "yardstick-bang-b1-c86b4717e3b3")):
         keys[stem] = bx.YardstickKey(bx.yardstick_config(exp), bx.models_key(exp), row, source, 8.0)
     for stem, key in keys.items():

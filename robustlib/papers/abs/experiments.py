@@ -570,33 +570,19 @@ def yardstick_config(prof: AbsProfile, *, abs_model_: bool = True):
     return protocol.ProtocolConfig.for_profile(prof.name, **overrides[prof.name])
 
 
-def _baselines_experiment(exp: Experiment) -> Experiment:
-    """The baselines chapter at ``exp``'s profile, seed and device (load-only when ``exp`` is)."""
-    from .. import profile as paper_profile
-
-    return Experiment(
-        "baselines",
-        paper_profile("baselines", exp.profile.name),
-        seed=exp.seed,
-        device=exp.device,
-        progress=exp.progress,
-        load_only=exp.load_only,
-    )
-
-
 def transfer_source(exp: Experiment) -> torch.nn.Module:
     """The yardstick's transfer source, the baselines chapter's ReLU MLP from that chapter's store
     (trained there if missing, unless ``exp`` is load-only): the same source for every chapter."""
     from ..baselines import experiments as base
 
-    return base.network(_baselines_experiment(exp), "relu_mlp")[0].eval()
+    return base.network(exp.sibling("baselines"), "relu_mlp")[0].eval()
 
 
 def source_key(exp: Experiment) -> Any:
     """The transfer source's key in the baselines chapter's store."""
     from ..baselines import experiments as base
 
-    return base.model_key(_baselines_experiment(exp), "relu_mlp")
+    return base.model_key(exp.sibling("baselines"), "relu_mlp")
 
 
 def _evaluate(exp: Experiment, name: str, adapter_: Any, config: Any, key: YardstickKey) -> Any:

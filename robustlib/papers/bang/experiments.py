@@ -495,26 +495,12 @@ class YardstickKey:
     margin_target: float
 
 
-def _baselines_experiment(exp: Experiment) -> Experiment:
-    """The baselines chapter at ``exp``'s profile, seed and device (load-only when ``exp`` is)."""
-    from .. import profile as paper_profile
-
-    return Experiment(
-        "baselines",
-        paper_profile("baselines", exp.profile.name),
-        seed=exp.seed,
-        device=exp.device,
-        progress=exp.progress,
-        load_only=exp.load_only,
-    )
-
-
 def transfer_source(exp: Experiment) -> torch.nn.Module:
     """The yardstick's transfer source, the baselines chapter's ReLU MLP from its own store (trained
     there if missing, unless ``exp`` is load-only): the same source for every chapter."""
     from ..baselines import adapter as base_adapter
 
-    return base_adapter.load(_baselines_experiment(exp), SOURCE)
+    return base_adapter.load(exp.sibling("baselines"), SOURCE)
 
 
 def yardstick_config(exp: Experiment) -> protocol.ProtocolConfig:
@@ -529,7 +515,7 @@ def yardstick(exp: Experiment) -> dict[str, protocol.ProtocolResult]:
 
     config = yardstick_config(exp)
     mkey = models_key(exp)
-    source_key = base.model_key(_baselines_experiment(exp), "relu_mlp")
+    source_key = base.model_key(exp.sibling("baselines"), "relu_mlp")
     out: dict[str, protocol.ProtocolResult] = {}
     for name in adapter.MODELS:
         row = adapter.row(name)
