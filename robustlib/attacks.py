@@ -207,35 +207,64 @@ def madry_pgd(model, x, y, eps: float, *, steps: int, step_size: float | None = 
 
 
 def gaussian_noise(
-    model, x, y, eps=None, *, draws: int = 20, max_scale: float = 32.0, grid: int = 24, bisect: int = 10
+    model,
+    x,
+    y,
+    eps=None,
+    *,
+    draws: int = 20,
+    max_scale: float = 32.0,
+    grid: int = 24,
+    bisect: int = 10,
+    limit: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Minimal L2 adversarial along random Gaussian directions (the papers' Gaussian-noise attack).
 
     For each of ``draws`` unit directions d: find the smallest t with clip(x + t d) misclassified,
     on a geometric grid of t up to ``max_scale`` then by bisection; keep the closest over draws.
+    ``limit`` (B,): only adversarials closer than it are looked for (a distance already known;
+    inf: none). Each draw's scan also stops beyond the best draw so far; the result is the same
+    as scanning every draw to the end.
     """
     best = x.clone()
     best_d = torch.full((len(x),), math.inf, device=x.device, dtype=torch.float64)
+    if limit is not None:
+        best_d = torch.minimum(best_d, limit.to(best_d))  # beat the known distance, then the best draw
     ts = torch.logspace(math.log10(0.05), math.log10(max_scale), grid, device=x.device, dtype=x.dtype)
+    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for _ in range(draws):
         d = torch.randn_like(x)
         d = d / d.flatten(1).norm(dim=1).reshape(-1, *([1] * (x.ndim - 1)))
-        adv, dist = _line_search(model, x, y, d, ts, bisect)
+        adv, dist = _line_search(model, x, y, d, ts, bisect, limit=best_d)
         better = dist < best_d
         best[better], best_d[better] = adv[better], dist[better]
+        found |= better
+    best[~found] = x[~found]
     return best
 
 
-def _line_search(model, x, y, d, ts: torch.Tensor, bisect: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _line_search(
+    model, x, y, d, ts: torch.Tensor, bisect: int, limit: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Smallest t on the grid ``ts`` (then refined by bisection) with clip(x + t d) fooling the
-    model; returns (adversarial or x, its L2 distance or inf)."""
+    model; returns (adversarial or x, its L2 distance or inf). ``limit`` (B,): an image leaves the
+    grid scan once its last failed point clip(x + t d) is at least that far from x (L2): the
+    clipped distance grows with t, so nothing closer than the limit lies beyond."""
     shape = (-1, *([1] * (x.ndim - 1)))
     hi = torch.full((len(x),), math.inf, device=x.device, dtype=x.dtype)
     lo = torch.zeros(len(x), device=x.device, dtype=x.dtype)
+    alive = torch.ones(len(x), dtype=torch.bool, device=x.device)  # still scanning the grid
     for t in ts:
-        todo = torch.isinf(hi)
+        todo = torch.isinf(hi) & alive
+        if limit is not None:  # the last t that failed is already as far as the limit: nothing closer beyond
+            last = (x[todo] + lo[todo].reshape(shape) * d[todo]).clamp(0, 1) - x[todo]
+            far = last.flatten(1).norm(dim=1).to(limit.dtype) >= limit[todo]
+            alive[torch.nonzero(todo).flatten()[far]] = False
+            todo &= alive
         if not todo.any():
-            break
+            if not (torch.isinf(hi) & alive).any():
+                break
+            continue
         fooled = misclassified(model, (x[todo] + t * d[todo]).clamp(0, 1), y[todo])
         idx = torch.nonzero(todo).flatten()
         hi[idx[fooled]] = t

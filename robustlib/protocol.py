@@ -238,9 +238,11 @@ class AttackSpec:
     """One attack of the suite, as the protocol drives it.
 
     ``run(x, y, eps) -> adversarials`` when ``eps_based`` (driven over the grid), else
-    ``run(x, y) -> adversarials`` (minimal: as close as it can). Inputs (B, C, H, W) in [0, 1] and
-    labels (B,) on the model's device; returns (B, C, H, W). Images it cannot fool may come back
-    unchanged: the protocol checks every returned image on the real model.
+    ``run(x, y) -> adversarials`` (minimal: as close as it can), or with ``bounded``
+    ``run(x, y, limit)``: ``limit`` (B,) float64 the distances it has to beat (in a cascade what the
+    earlier attacks found; inf: nothing known), so it may stop looking beyond them. Inputs
+    (B, C, H, W) in [0, 1] and labels (B,) on the model's device; returns (B, C, H, W). Images it
+    cannot fool may come back unchanged: the protocol checks every returned image on the real model.
     """
 
     name: str
@@ -249,6 +251,7 @@ class AttackSpec:
     eps_based: bool = True
     family: str = "gradient"
     grid: tuple[float, ...] | None = None  # eps attacks: its epsilons (default: the norm's whole grid)
+    bounded: bool = False  # minimal attacks: run(x, y, limit) with the distances to beat
 
     def __post_init__(self) -> None:
         if self.grid is not None and (not self.grid or list(self.grid) != sorted(set(self.grid)) or self.grid[0] < 0):
@@ -262,6 +265,20 @@ class AttackSpec:
             raise ValueError(f"unknown attack family {self.family!r}; valid: {', '.join(FAMILIES[:-1])}")
         if not callable(self.run):
             raise TypeError(f"AttackSpec.run must be callable, got {type(self.run).__name__}")
+        if self.bounded and self.eps_based:
+            raise ValueError("AttackSpec.bounded is for minimal attacks (eps_based=False)")
+
+    def apply(self, x: torch.Tensor, y: torch.Tensor, eps: float | None = None, limit: torch.Tensor | None = None):
+        """Run the attack however it is driven: at ``eps`` (epsilon attacks), or minimal with the
+        distances ``limit`` (B,) to beat (``bounded`` ones; default: none known, all inf)."""
+        if self.eps_based:
+            if eps is None:
+                raise ValueError(f"attack {self.name!r} is an epsilon attack: give eps")
+            return self.run(x, y, eps)
+        if self.bounded:
+            none = torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device)
+            return self.run(x, y, none if limit is None else limit)
+        return self.run(x, y)
 
 
 @dataclass
@@ -561,8 +578,10 @@ def suite(
         if name == "square" and not c.square_full_grid:
             grid = tuple(sorted({*c.thresholds(norm), c.grid(norm)[-1]}))
         minimal = name in ("hsja", "transfer") or (name == "noise" and norm == "l2")
+        bounded = name == "noise" and norm == "l2"  # the line search stops beyond the known distance
+        run = _BUILDERS[name](ctx)
         specs.append(
-            AttackSpec(name, norm, _BUILDERS[name](ctx), eps_based=not minimal, family=_FAMILY[name], grid=grid)
+            AttackSpec(name, norm, run, eps_based=not minimal, family=_FAMILY[name], grid=grid, bounded=bounded)
         )
     specs += [a for a in adapter.attacks if a.norm == norm]
     return specs, skipped
@@ -601,21 +620,40 @@ class _Context:
     source: torch.nn.Module | None  # the transfer attack's standard network
 
 
-def _apgd(ctx: _Context, loss: str) -> Callable[..., torch.Tensor]:
-    """APGD with the "ce" or "dlr" loss, or "t": APGD-T (targeted DLR, each other class in turn)."""
+def apgd(
+    model: torch.nn.Module,
+    grad_model: torch.nn.Module | None,
+    norm: str,
+    config: ProtocolConfig,
+    *,
+    loss: str = "ce",
+    num_classes: int = 10,
+) -> Callable[..., torch.Tensor]:
+    """The suite's APGD as ``run(x, y, eps) -> adversarials``, for an adapter's own variants too:
+    torchattacks APGD with the ``"ce"`` or ``"dlr"`` loss, or ``"t"`` (APGD-T: targeted DLR, each
+    other class in turn), ``config``'s steps, restarts and seed, gradients from ``grad_model``
+    (default: the model), in two stages judged on the real ``model`` (``_two_stage``)."""
     import torchattacks
 
-    c = ctx.config
+    _check_norm(norm)
+    if loss not in ("ce", "dlr", "t"):
+        raise ValueError(f"unknown APGD loss {loss!r}; valid: ce, dlr, t")
+    source = grad_model if grad_model is not None else model
+    device = _model_device(model)
 
-    def apgd(steps: int, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        common = dict(norm=_TA_NORM[ctx.norm], eps=eps, steps=steps, n_restarts=c.apgd_restarts, seed=c.seed)
+    def run(steps: int, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+        common = dict(norm=_TA_NORM[norm], eps=eps, steps=steps, n_restarts=config.apgd_restarts, seed=config.seed)
         if loss == "t":
-            attack = _torchattack(torchattacks.APGDT, ctx.grad_model, ctx.device, n_classes=ctx.num_classes, **common)
+            attack = _torchattack(torchattacks.APGDT, source, device, n_classes=num_classes, **common)
         else:
-            attack = _torchattack(torchattacks.APGD, ctx.grad_model, ctx.device, loss=loss, **common)
-        return attack(x, y)
+            attack = _torchattack(torchattacks.APGD, source, device, loss=loss, **common)
+        return attack(x, y).detach()
 
-    return _two_stage(ctx.model, apgd, c.apgd_steps)
+    return _two_stage(model, run, config.apgd_steps)
+
+
+def _apgd(ctx: _Context, loss: str) -> Callable[..., torch.Tensor]:
+    return apgd(ctx.model, ctx.grad_model, ctx.norm, ctx.config, loss=loss, num_classes=ctx.num_classes)
 
 
 def _square(ctx: _Context) -> Callable[..., torch.Tensor]:
@@ -646,7 +684,9 @@ def _noise(ctx: _Context) -> Callable[..., torch.Tensor]:
         return lambda x, y, eps: attacks.ATTACKS["uniform_noise"].run(
             ctx.model, x, y, eps, repeats=ctx.config.noise_draws
         )
-    return lambda x, y: attacks.ATTACKS["gaussian_noise"].run(ctx.model, x, y, draws=ctx.config.noise_draws)
+    return lambda x, y, limit: attacks.ATTACKS["gaussian_noise"].run(
+        ctx.model, x, y, draws=ctx.config.noise_draws, limit=limit
+    )
 
 
 def _transfer(ctx: _Context) -> Callable[..., torch.Tensor]:
@@ -709,15 +749,17 @@ def _attack_batches(
     eps: float | None,
     config: ProtocolConfig,
     salt: int,
+    limit: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``spec`` on the images ``todo`` (indices) in batches; (verified mask (K,), adversarials (K, ...))."""
+    """Run ``spec`` on the images ``todo`` (indices) in batches; (verified mask (K,), adversarials (K, ...)).
+    ``limit`` (N,): the distances a ``bounded`` minimal attack has to beat."""
     device = _model_device(model)
     oks, advs = [], []
     for b, i in enumerate(range(0, len(todo), config.batch_size)):
         idx = todo[i : i + config.batch_size]
         xb, yb = x[idx].to(device), y[idx].to(device)
         torch.manual_seed(config.seed * 100_003 + salt * 1_009 + b)
-        xa = (spec.run(xb, yb, eps) if spec.eps_based else spec.run(xb, yb)).detach()
+        xa = spec.apply(xb, yb, eps, None if limit is None else limit[idx].to(device)).detach()
         if xa.shape != xb.shape:
             raise ValueError(f"attack {spec.name!r} returned shape {tuple(xa.shape)} for images {tuple(xb.shape)}")
         oks.append(_verified(model, xa, xb, yb, spec.norm, eps))
@@ -809,7 +851,7 @@ def run_attack(
         dist, adv = torch.full((len(x),), math.inf, dtype=torch.float64), x.clone()
         todo = torch.nonzero(clean_correct).flatten()
         if len(todo):
-            ok, xa = _attack_batches(spec, model, x, y, todo, None, config, salt=0)
+            ok, xa = _attack_batches(spec, model, x, y, todo, None, config, salt=0, limit=known)
             hit = todo[ok]
             adv[hit] = xa[ok]
             dist[hit] = distance(xa[ok], x[hit], spec.norm)

@@ -228,7 +228,7 @@ def test_every_attack_stays_in_the_ball_and_the_box(norm, mlp, small_mlp, images
     eps = config.thresholds(norm)[-1]
     for spec in specs:
         torch.manual_seed(0)
-        adv = (spec.run(x, y, eps) if spec.eps_based else spec.run(x, y)).detach()
+        adv = spec.apply(x, y, eps).detach()
         assert adv.shape == x.shape, spec.name
         assert float(adv.min()) >= 0 and float(adv.max()) <= 1, spec.name
         if spec.eps_based:

@@ -78,33 +78,6 @@ def load(exp: Experiment, name: str) -> torch.nn.Module:
     return model.to(exp.device).eval()
 
 
-def _apgd(model: torch.nn.Module, judge: torch.nn.Module, norm: str, config: protocol.ProtocolConfig) -> Callable:
-    """APGD-CE (torchattacks) on ``model``'s gradients: ``config.apgd_steps // 10`` steps first,
-    the full budget only for the images ``judge`` (the real network) still classifies correctly."""
-    import torchattacks
-
-    ta_norm = {"linf": "Linf", "l2": "L2"}[norm]
-
-    def attack(steps: int, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        a = torchattacks.APGD(
-            model, norm=ta_norm, eps=eps, steps=steps, n_restarts=config.apgd_restarts, loss="ce", seed=config.seed
-        )
-        a.set_device(x.device)
-        return a(x, y)
-
-    def run(x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        short = max(config.apgd_steps // 10, 5)
-        adv = attack(min(short, config.apgd_steps), x, y, eps)
-        if short < config.apgd_steps:
-            with torch.no_grad():
-                left = judge(adv).argmax(1) == y
-            if left.any():
-                adv[left] = attack(config.apgd_steps, x[left], y[left], eps)
-        return adv
-
-    return run
-
-
 def _paper_attack(model: torch.nn.Module, exp: Experiment) -> Callable:
     """The paper's iterative L2 gradient attack at the chapter's settings (a minimal attack)."""
     p = exp.profile
@@ -139,7 +112,7 @@ def adapter(
         grad_model = model  # the full unrolling (feature_iters steps), stated explicitly
         shallow = model.with_iters(exp.profile.surrogate_iters).eval()
         specs += [
-            protocol.AttackSpec(f"{SHALLOW_ATTACK}-{norm}", norm, _apgd(shallow, model, norm, config))
+            protocol.AttackSpec(f"{SHALLOW_ATTACK}-{norm}", norm, protocol.apgd(model, shallow, norm, config))
             for norm in config.norms
         ]
     return protocol.Adapter(name, model, grad_model=grad_model, attacks=tuple(specs))

@@ -96,29 +96,9 @@ def _paper_pgd(model: torch.nn.Module, steps: int, restarts: int):
 
 
 def _apgd_true(model: torch.nn.Module, norm: str, config: protocol.ProtocolConfig):
-    """APGD-CE (torchattacks, the suite's settings) through the true gradient; two stages like the
-    suite (a short run, then the full one on the images it did not fool)."""
-    import torchattacks
-
-    grad_model = AttackView(model, "true")
-    device = next(model.parameters()).device
-    ta_norm = {"linf": "Linf", "l2": "L2"}[norm]
-
-    def apgd(steps: int, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        attack = protocol._torchattack(
-            torchattacks.APGD,
-            grad_model,
-            device,
-            norm=ta_norm,
-            eps=eps,
-            steps=steps,
-            n_restarts=config.apgd_restarts,
-            loss="ce",
-            seed=config.seed,
-        )
-        return attack(x, y).detach()
-
-    return protocol._two_stage(model, apgd, config.apgd_steps)
+    """APGD-CE (the suite's, ``protocol.apgd``) through the true gradient instead of the
+    pseudogradient, judged on the network."""
+    return protocol.apgd(model, AttackView(model, "true"), norm, config)
 
 
 def rbfi_adapter(name: str, net: rbfi.RBFINet, profile: RbfiProfile) -> Adapter:
