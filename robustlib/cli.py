@@ -6,6 +6,9 @@ compute [PAPER ...] --profile P
                            compute (or load) every stored result of the chapters (default: all six and compare)
                            as Ray tasks, write their scorecards (--address ADDR, --device D, --seed S;
                            --sequential: in this process, without Ray, with --retrain, --step NAME)
+status [PAPER ...] --profile P
+                           which steps of each chapter are complete in the store, the first result each
+                           other one misses, and the compute time the stored results took, per device
 book --profile P           execute every notebook at P and build the site into _build/html
 verify                     check MNIST hashes and data/artifacts/MANIFEST
 manifest                   rebuild data/artifacts/MANIFEST from the files
@@ -92,6 +95,24 @@ def _compute_sequential(name: str, args: argparse.Namespace) -> None:
         counts = {v: sum(r["verdict"] == v for r in rows) for v in dict.fromkeys(r["verdict"] for r in rows)}
         print(f"{name} at profile={args.profile}: scorecard " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     print(f"done in {time.perf_counter() - start:.0f} s")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from . import experiment, papers
+
+    names = args.paper or list(papers.NAMES)
+    for name in names:
+        experiment.check_parameters(name, args.profile, 0, "cpu")
+    for name in names:
+        states = experiment.step_states(name, args.profile, papers.steps(name, papers.profile(name, args.profile)))
+        done = sum(s.stored for s in states)
+        spent = experiment.stored_compute(name, args.profile)
+        where = ", ".join(f"{t / 60:.1f} min on {d}" for d, t in spent.items()) or "nothing stored"
+        print(f"{name} at {args.profile}: {done}/{len(states)} steps complete; stored results took {where}")
+        for s in states:
+            mark = "done   " if s.stored else "missing"
+            print(f"  {mark} {s.step}{' (GPU)' if s.gpu else ''}{'' if s.stored else ': ' + s.missing}")
+    return 0
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -256,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--step", action="append", default=[], help="with --sequential: only this step (repeatable)")
     c.set_defaults(func=_compute)
 
+    st = sub.add_parser("status", help="which steps of each chapter are stored (nothing is computed)")
+    st.add_argument("paper", nargs="*", help="any of: baselines, rbfi, dam, abs, bang, mfbm (default: all)")
+    st.add_argument("--profile", default="paper", choices=PROFILE_NAMES)
+    st.set_defaults(func=_status)
     b = sub.add_parser("book", help="execute every notebook and build the site")
     b.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     b.add_argument("--reuse", action="store_true", help="keep executed notebooks newer than their source")

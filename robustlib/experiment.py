@@ -248,3 +248,49 @@ def run_steps(exp: Experiment, steps: Sequence[Step], *, only: Sequence[str] | N
         exp.log(f"step {i + 1}/{len(steps)}: {s.name}")
         results[s.name] = run_step(exp, s)
     return results
+
+
+# --- what is stored ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepState:
+    """Whether a step's results are all in the store (``stored``) or what the first missing one is."""
+
+    paper: str
+    step: str
+    stored: bool
+    missing: str = ""  # the first missing result (MissingResult's message, first line)
+    gpu: bool = False
+
+
+def step_states(paper: str, profile: str, steps: Sequence[Step], *, seed: int = 0) -> list[StepState]:
+    """Each step of ``paper`` run load-only (nothing is computed): which are complete in the store
+    at ``profile``, and for the others the first result they miss."""
+    exp = start(paper, profile, seed, "cpu", load_only=True)
+    states = []
+    for s in steps:
+        try:
+            run_step(exp, s)
+            states.append(StepState(paper, s.name, True, gpu=s.gpu))
+        except MissingResult as err:
+            first = (str(err).splitlines() or [""])[0].split("; ")[0]  # the result, not the advice
+            states.append(StepState(paper, s.name, False, first, gpu=s.gpu))
+    return states
+
+
+def stored_compute(paper: str, profile: str) -> dict[str, float]:
+    """Wall seconds spent computing the results stored for ``paper`` at ``profile``, per device
+    (each result's ``provenance.wall_time_s``; ``{device name: seconds}``)."""
+    import json
+
+    from . import store
+
+    totals: dict[str, float] = {}
+    folder = store.artifact_dir(paper, profile)
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        prov = json.loads(f.read_text()).get("provenance") or {}
+        if "wall_time_s" in prov:
+            device = str(prov.get("device", "unknown"))
+            totals[device] = totals.get(device, 0.0) + float(prov["wall_time_s"])
+    return totals

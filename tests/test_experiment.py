@@ -149,3 +149,27 @@ def test_load_only_loads_what_is_stored_and_names_what_is_not(tmp_store):
     assert not list(tmp_store.rglob("thing-*")) or len(list(tmp_store.rglob("thing-*.json"))) == 1
     with pytest.raises(ValueError, match="exclude"):
         experiment.start("baselines", "smoke", load_only=True, retrain=True)
+
+
+def test_step_states_say_which_steps_are_stored_and_what_the_others_miss(tmp_path, monkeypatch, capsys):
+    from robustlib import cli, papers
+
+    monkeypatch.setenv("ROBUSTLIB_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("ROBUSTLIB_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    steps = papers.steps("dam", papers.profile("dam", "smoke"))
+    empty = {s.step: s for s in experiment.step_states("dam", "smoke", steps)}
+    assert list(empty) == [s.name for s in steps]
+    missing = [s for s in empty.values() if not s.stored]
+    assert len(missing) >= len(steps) - 1  # at smoke the temperature tuning has nothing to compute
+    assert all(s.missing.startswith("smoke/dam/") for s in missing) and "models" in {s.step for s in missing}
+    assert not list((tmp_path / "artifacts").rglob("*.json")), "a load-only check computed something"
+    assert experiment.stored_compute("dam", "smoke") == {}
+    experiment.run_steps(experiment.start("dam", "smoke"), steps, only=["models"])
+    states = {s.step: s for s in experiment.step_states("dam", "smoke", steps)}
+    assert states["models"].stored and not states["models"].missing
+    assert not states["yardstick"].stored  # it needs the baseline MLP too, which was not computed
+    spent = experiment.stored_compute("dam", "smoke")
+    assert list(spent) == [store.device_name("cpu")] and spent[store.device_name("cpu")] > 0
+    assert cli.main(["status", "dam", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "done    models" in out and "missing yardstick" in out

@@ -3,8 +3,8 @@
 Runs after the strict book build (``test_z_book``) against its smoke build (``_build/html-smoke``);
 ``ROBUSTLIB_BOOK_HTML=_build/html`` points it at the quick build of ``make book``. Fails on: a
 console error, a MathJax error, an image that did not load, an element wider than its column, a
-broken internal link, a figure shown at less than two thirds of its width, a front page without
-findings.
+broken internal link, a figure shown at less than two thirds of its width, a page with more or
+fewer than one search field, a front page without findings.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ FLAGS = [
 
 # Run in the page: everything wrong with it that the DOM can tell.
 CHECKS = """() => {
-  const out = {images: [], small: [], wide: [], math: [], links: []};
+  const out = {images: [], small: [], wide: [], math: [], links: [], search: 0};
   const article = document.querySelector('article.bd-article') || document.querySelector('main');
   const right = article.getBoundingClientRect().right;
   const scrolls = (el) => { for (let p = el.parentElement; p && p !== article; p = p.parentElement) {
@@ -53,6 +53,8 @@ CHECKS = """() => {
   for (const el of document.querySelectorAll('mjx-merror, .MathJax_Error'))
     out.math.push(el.textContent.slice(0, 80));
   for (const a of document.querySelectorAll('a[href]')) out.links.push(a.href);
+  for (const el of document.querySelectorAll('.search-button-field, input[type=search]'))
+    if (el.getClientRects().length > 0) out.search += 1;  // laid out (maybe scrolled away), not display:none
   return out;
 }""".replace("MIN_SCALE", f"{MIN_FIGURE_SCALE:.4f}")
 
@@ -127,6 +129,7 @@ def test_page_renders_cleanly_in_a_browser(browser, site, page):
     assert not found["small"], f"figures shown below {MIN_FIGURE_SCALE:.0%} of their width: {found['small'][:5]}"
     broken = sorted({h for h in found["links"] if (t := _local_target(site, h)) is not None and not t.exists()})
     assert not broken, f"broken internal links: {broken[:5]}"
+    assert found["search"] == 1, f"{found['search']} search fields on the page (one is enough)"
 
 
 @pytest.mark.book

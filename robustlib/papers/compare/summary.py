@@ -102,6 +102,8 @@ def model_record(m: Model) -> dict[str, Any]:
             "curve": [_finite(a) for a in r.curve(norm).tolist()],
         }
     rec["flags"] = [{"kind": f.kind, "norm": f.norm, "message": f.message} for f in protocol.sanity_flags(r)]
+    rec["seconds"] = {norm: {a: float(t) for a, t in r.seconds[norm].items()} for norm in r.norms}
+    rec["families"] = dict(r.families)
     rec["claimed"] = [
         {
             **{k: c[k] for k in ("norm", "eps", "accuracy", "source") if k in c},
@@ -337,6 +339,28 @@ def table_rows(data: Mapping[str, Any]) -> list[dict[str, str]]:
         row["strongest L∞ / L2"] = " / ".join((m[n] or {}).get("strongest") or "—" for n in protocol.NORMS)
         row["flags"], row["images"] = _short_flags(m), str(m["n_images"])
         rows.append({c: row[c] for c in TABLE_COLUMNS})
+    return rows
+
+
+COST_COLUMNS = ("APGD-CE", "APGD-DLR", "APGD-T", "Square", "HopSkipJump", "transfer", "noise")
+_COST_OF = dict(zip(("apgd-ce", "apgd-dlr", "apgd-t", "square", "hsja", "transfer", "noise"), COST_COLUMNS))
+
+
+def cost_rows(data: Mapping[str, Any]) -> list[dict[str, str]]:
+    """What each model's evaluation took: wall seconds per attack of the suite (both norms
+    added), the defence's own attacks together, the trivial bound, the total, and the images."""
+    rows = []
+    for m in data["models"]:
+        per = {c: 0.0 for c in (*COST_COLUMNS, "the defence's own", "trivial bound")}
+        for norm_seconds in (m.get("seconds") or {}).values():
+            for attack, t in norm_seconds.items():
+                col = "trivial bound" if attack == protocol.TRIVIAL else _COST_OF.get(attack, "the defence's own")
+                per[col] += t
+        total = sum(per.values())
+        row = {"model": m["model"], "images": str(m["n_images"])}
+        row |= {c: (f"{t:.0f}" if t >= 1 else f"{t:.1f}") if t else "—" for c, t in per.items()}
+        row["total"] = f"{total:.0f} s ({total / max(m['n_images'], 1):.2f} s per image)"
+        rows.append(row)
     return rows
 
 
