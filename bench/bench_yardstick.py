@@ -34,7 +34,7 @@ from pathlib import Path
 from robustlib import paths, zoo
 
 # the most expensive first, so the two workers finish together (measured order at quick)
-ORDER = ("mfbm", "baselines", "bang", "abs", "dam", "rbfi")
+ORDER = ("mfbm", "abs", "baselines", "bang", "dam", "rbfi")
 
 
 def scratch_store(profile: str, chapters: list[str], root: Path) -> Path:
@@ -46,7 +46,7 @@ def scratch_store(profile: str, chapters: list[str], root: Path) -> Path:
         if folder.is_dir():
             shutil.copytree(folder, dst / profile / paper)
     for name, paper in zoo.models().items():
-        for f in (dst / profile / paper).glob(f"yardstick-{name}-*"):
+        for f in (dst / profile / paper).glob(f"yardstick-{name}-{'[0-9a-f]' * 12}.*"):
             f.unlink()
     return dst
 
@@ -68,7 +68,7 @@ def stored_seconds(profile: str, artifacts: Path, chapters: list[str]) -> dict[s
     for name, paper in zoo.models().items():
         if paper not in chapters:
             continue
-        for f in sorted((artifacts / profile / paper).glob(f"yardstick-{name}-*.json")):
+        for f in sorted((artifacts / profile / paper).glob(f"yardstick-{name}-{'[0-9a-f]' * 12}.json")):
             result = json.loads(f.read_text())["result"]
             seconds = {norm: dict(n["seconds"]) for norm, n in result["norms"].items()}
             total = sum(sum(v.values()) for v in seconds.values())

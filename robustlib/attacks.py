@@ -244,12 +244,12 @@ def gaussian_noise(
 
 
 def _line_search(
-    model, x, y, d, ts: torch.Tensor, bisect: int, limit: torch.Tensor | None = None
+    model, x, y, d, ts: torch.Tensor, bisect: int, limit: torch.Tensor | None = None, norm: str = "l2"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Smallest t on the grid ``ts`` (then refined by bisection) with clip(x + t d) fooling the
     model; returns (adversarial or x, its L2 distance or inf). ``limit`` (B,): an image leaves the
-    grid scan once its last failed point clip(x + t d) is at least that far from x (L2): the
-    clipped distance grows with t, so nothing closer than the limit lies beyond."""
+    grid scan once its last failed point clip(x + t d) is at least that far from x (in ``norm``):
+    the clipped distance grows with t, so nothing closer than the limit lies beyond."""
     shape = (-1, *([1] * (x.ndim - 1)))
     hi = torch.full((len(x),), math.inf, device=x.device, dtype=x.dtype)
     lo = torch.zeros(len(x), device=x.device, dtype=x.dtype)
@@ -258,7 +258,7 @@ def _line_search(
         todo = torch.isinf(hi) & alive
         if limit is not None:  # the last t that failed is already as far as the limit: nothing closer beyond
             last = (x[todo] + lo[todo].reshape(shape) * d[todo]).clamp(0, 1) - x[todo]
-            far = last.flatten(1).norm(dim=1).to(limit.dtype) >= limit[todo]
+            far = distance(last, torch.zeros_like(last), norm).to(limit) >= limit[todo]
             alive[torch.nonzero(todo).flatten()[far]] = False
             todo &= alive
         if not todo.any():
@@ -300,9 +300,12 @@ def transfer(
     grid: int = 32,
     bisect: int = 10,
     steps: int = 20,
+    limit: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Transfer attack: an adversarial perturbation computed on ``source`` gives the direction; a
-    line search along it (grid, then bisection) finds the smallest scale that fools ``model``."""
+    line search along it (grid, then bisection) finds the smallest scale that fools ``model``.
+    ``limit`` (B,): distances (in ``norm``) already known; the search does not look beyond them,
+    and an image it cannot bring closer comes back unchanged."""
     if source is None:
         raise ValueError("the transfer attack needs source=<a model to take the direction from>")
     check_norm(norm)
@@ -322,7 +325,10 @@ def transfer(
     n = distance(d, torch.zeros_like(d), norm).to(x.device, x.dtype).clamp_min(1e-12)
     d = d / n.reshape(-1, *([1] * (x.ndim - 1)))  # unit size in the attack norm
     ts = torch.logspace(math.log10(0.01), math.log10(max_scale), grid, device=x.device, dtype=x.dtype)
-    adv, _ = _line_search(model, x, y, d, ts, bisect)
+    adv, _ = _line_search(model, x, y, d, ts, bisect, limit=limit, norm=norm)
+    if limit is not None:  # only what beats the known distance
+        worse = distance(adv, x, norm).to(limit) >= limit
+        adv[worse] = x[worse]
     return adv
 
 

@@ -89,6 +89,7 @@ LINF_GRID = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.35, 0.
 L2_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 SEARCHES = ("bisect", "scan")
 BINARY_THRESHOLD = 0.5  # where binarising models cut; the L-inf trivial bound moves pixels across it
+HSJA_GIVE_UP = 2.0  # in a cascade HopSkipJump drops an image still this many times the known distance
 
 
 # --- settings ----------------------------------------------------------------------------------
@@ -505,6 +506,8 @@ def hop_skip_jump(
     max_evals: int = 2000,
     gamma: float = 1.0,
     max_batch: int = 20_000,
+    limit: torch.Tensor | None = None,
+    give_up: float = HSJA_GIVE_UP,
 ) -> torch.Tensor:
     """HopSkipJump, L2 (Chen, Jordan & Wainwright 2020), batched over images.
 
@@ -513,27 +516,46 @@ def hop_skip_jump(
     bisects back to the boundary. Returns adversarials (B, C, H, W) no farther than the start.
     Ours rather than foolbox's: foolbox 3.3.4 normalises the gradient estimate over the whole batch,
     not per image, which shrinks every step in a batch and made it fail within the quick budget.
+
+    ``limit`` (B,): distances already known (a cascade). From a third of the iterations on, an
+    image whose distance is still more than ``give_up`` times its limit is left where it is: the
+    later iterations, which cost the most queries, would have to shrink it that much again to
+    matter. Without a limit every image runs every iteration.
     """
     d = x[0].numel()
     tol = gamma / (d * math.sqrt(d))  # bisection tolerance on the blend weight (the paper's theta)
-    shape = (-1, *[1] * (x.ndim - 1))
     adv = _to_boundary(model, x, y, start, tol)
     dist = (adv - x).flatten(1).norm(dim=1)  # (B,)
+    active = torch.ones(len(x), dtype=torch.bool, device=x.device)
     for t in range(steps):
-        delta = torch.full_like(dist, 0.1) if t == 0 else (math.sqrt(d) * tol * dist).clamp_min(1e-6)
-        g = _estimate_direction(model, adv, y, delta, int(min(evals * math.sqrt(t + 1), max_evals)), max_batch)
-        step = dist / math.sqrt(t + 1)
-        ok = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        for _ in range(25):  # geometric step search: halve until the step stays adversarial
-            cand = (adv + step.reshape(shape) * g).clamp(0, 1)
-            ok = _fooled(model, cand, y)
-            if ok.all():
-                break
-            step = torch.where(ok, step, step / 2)
-        adv = torch.where(ok.reshape(shape), cand, adv)
-        adv = _to_boundary(model, x, y, adv, tol)
-        dist = (adv - x).flatten(1).norm(dim=1)
+        if limit is not None and t >= max(1, steps // 3):
+            active &= dist <= give_up * limit.to(dist)
+        idx = torch.nonzero(active).flatten()
+        if not len(idx):
+            break
+        adv[idx], dist[idx] = _hsja_iteration(
+            model, x[idx], y[idx], adv[idx], dist[idx], t, evals, tol, max_evals, max_batch
+        )
     return adv
+
+
+def _hsja_iteration(model, x, y, adv, dist, t: int, evals: int, tol: float, max_evals: int, max_batch: int):
+    """One HopSkipJump iteration on the images given: (adversarials (B, ...), distances (B,))."""
+    d = x[0].numel()
+    shape = (-1, *[1] * (x.ndim - 1))
+    delta = torch.full_like(dist, 0.1) if t == 0 else (math.sqrt(d) * tol * dist).clamp_min(1e-6)
+    g = _estimate_direction(model, adv, y, delta, int(min(evals * math.sqrt(t + 1), max_evals)), max_batch)
+    step = dist / math.sqrt(t + 1)
+    ok = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for _ in range(25):  # geometric step search: halve until the step stays adversarial
+        cand = (adv + step.reshape(shape) * g).clamp(0, 1)
+        ok = _fooled(model, cand, y)
+        if ok.all():
+            break
+        step = torch.where(ok, step, step / 2)
+    adv = torch.where(ok.reshape(shape), cand, adv)
+    adv = _to_boundary(model, x, y, adv, tol)
+    return adv, (adv - x).flatten(1).norm(dim=1)
 
 
 # --- the suite ---------------------------------------------------------------------------------
@@ -578,7 +600,7 @@ def suite(
         if name == "square" and not c.square_full_grid:
             grid = tuple(sorted({*c.thresholds(norm), c.grid(norm)[-1]}))
         minimal = name in ("hsja", "transfer") or (name == "noise" and norm == "l2")
-        bounded = name == "noise" and norm == "l2"  # the line search stops beyond the known distance
+        bounded = minimal  # each stops looking beyond the distance the cascade already knows
         run = _BUILDERS[name](ctx)
         specs.append(
             AttackSpec(name, norm, run, eps_based=not minimal, family=_FAMILY[name], grid=grid, bounded=bounded)
@@ -689,24 +711,27 @@ def _noise(ctx: _Context) -> Callable[..., torch.Tensor]:
     )
 
 
-def _transfer(ctx: _Context) -> Callable[..., torch.Tensor]:
-    return lambda x, y: attacks.ATTACKS["transfer"].run(ctx.model, x, y, source=ctx.source, norm=ctx.norm)
-
-
 def _hsja(ctx: _Context) -> Callable[..., torch.Tensor]:
-    def run(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def run(x: torch.Tensor, y: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
         idx, _ = _nearest_other(x.cpu(), y.cpu(), ctx.reference, ctx.ref_pred, 2.0)  # start: the trivial image
         out = x.clone()
         has = idx >= 0
         if has.any():
             start = ctx.reference[idx[has]].to(x.device, x.dtype)
             has = has.to(x.device)
+            c = ctx.config
             out[has] = hop_skip_jump(
-                ctx.model, x[has], y[has], start, steps=ctx.config.hsja_steps, evals=ctx.config.hsja_evals
+                ctx.model, x[has], y[has], start, steps=c.hsja_steps, evals=c.hsja_evals, limit=limit[has]
             )
         return out
 
     return run
+
+
+def _transfer(ctx: _Context) -> Callable[..., torch.Tensor]:
+    return lambda x, y, limit: attacks.ATTACKS["transfer"].run(
+        ctx.model, x, y, source=ctx.source, norm=ctx.norm, limit=limit
+    )
 
 
 _BUILDERS: dict[str, Callable[[_Context], Callable[..., torch.Tensor]]] = {

@@ -288,6 +288,64 @@ def test_decision_attack_beats_gaussian_noise_by_2x_on_a_standard_mlp_at_the_qui
     assert (d_hsja.distances <= bound.distances + 1e-6).all()
 
 
+class _Counting(torch.nn.Module):
+    """The model, counting the images it is asked about."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model, self.images = model, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.images += len(x)
+        return self.model(x)
+
+
+def test_hopskipjump_gives_up_only_on_images_far_above_the_known_distance(mlp, images):
+    x, y = images[0][:40], images[1][:40]
+    keep = protocol.predict(mlp, x) == y
+    x, y = x[keep], y[keep]
+    reference = protocol.reference_images(QUICK, x)
+    idx, _ = protocol._nearest_other(x, y, reference, protocol.predict(mlp, reference), 2.0)
+    start = reference[idx]
+
+    def hsja(model, limit=None):
+        torch.manual_seed(0)
+        return protocol.hop_skip_jump(model, x, y, start, steps=9, evals=20, limit=limit)
+
+    free = hsja(mlp)
+    no_limit = torch.full((len(x),), math.inf, dtype=torch.float64)
+    assert torch.equal(hsja(mlp, no_limit), free)  # nothing known: every image runs every iteration
+    d_free = (free - x).flatten(1).norm(dim=1).double()
+    # half the images know a distance 3x smaller than HopSkipJump reaches (given up), half a larger one
+    limit = torch.where(torch.arange(len(x)) % 2 == 0, d_free / 3, d_free * 2)
+    counted_free, counted = _Counting(mlp), _Counting(mlp)
+    hsja(counted_free)
+    bounded = hsja(counted, limit)
+    assert counted.images < 0.8 * counted_free.images
+    assert (protocol.predict(mlp, bounded) != y).all()  # every image still ends adversarial
+    d_bounded = (bounded - x).flatten(1).norm(dim=1).double()
+    start_d = (start - x).flatten(1).norm(dim=1).double()
+    assert (d_bounded <= start_d + 1e-5).all()
+    kept = limit > d_free  # the images it kept working on get as close as without a limit (other probes)
+    assert (d_bounded[kept] / d_free[kept]).median() <= 1.1
+
+
+def test_transfer_with_a_limit_returns_exactly_what_beats_it(mlp, small_mlp, images):
+    x, y = images[0][:40], images[1][:40]
+    torch.manual_seed(0)  # the source's PGD starts at random
+    free = attacks.transfer(mlp, x, y, source=small_mlp, norm="linf")
+    d_free = metrics.distance(free, x, "linf").double()
+    found = (protocol.predict(mlp, free) != y) & (d_free > 0)
+    assert found.sum() >= 10
+    limit = torch.where(torch.arange(len(x)) % 2 == 0, d_free * 1.2, d_free * 0.8)
+    limit[~found] = math.inf
+    torch.manual_seed(0)
+    bounded = attacks.transfer(mlp, x, y, source=small_mlp, norm="linf", limit=limit)
+    beats = found & (d_free < limit)
+    assert torch.equal(bounded[beats], free[beats])
+    assert torch.equal(bounded[found & ~beats], x[found & ~beats])
+
+
 def test_gradient_attacks_use_the_grad_model_and_success_is_judged_on_the_model(mlp, small_mlp, images):
     x, y = images[0][:60], images[1][:60]
     masked = NoGrad(mlp)
