@@ -59,3 +59,21 @@ def small_mlp():
         m, x[:2000], y[:2000], epochs=2, batch_size=50, optimizer=torch.optim.Adam(m.parameters(), 3e-3), progress=False
     )
     return m.eval()
+
+
+class Counting(torch.nn.Module):
+    """The model, counting the images it is asked about (``.images``)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model, self.images = model, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.images += len(x)
+        return self.model(x)
+
+
+@pytest.fixture
+def counting():
+    """``counting(model)``: the model wrapped to count the images an attack asks it about."""
+    return Counting

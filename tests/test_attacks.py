@@ -241,19 +241,7 @@ def test_register_refuses_a_second_attack_of_the_same_name():
     assert attacks.register(info) is info  # the same attack again is harmless (module reloads)
 
 
-class _Counting(torch.nn.Module):
-    """The model, counting the images it is asked about."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model, self.images = model, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.images += len(x)
-        return self.model(x)
-
-
-def test_gaussian_noise_with_a_limit_finds_exactly_what_beats_it_and_queries_less(linear_problem):
+def test_gaussian_noise_with_a_limit_finds_exactly_what_beats_it_and_queries_less(linear_problem, counting):
     model, x, y = linear_problem
     torch.manual_seed(3)
     free = attacks.gaussian_noise(model, x, y, draws=4)
@@ -263,14 +251,14 @@ def test_gaussian_noise_with_a_limit_finds_exactly_what_beats_it_and_queries_les
     # limits on both sides of what the unlimited run found: half the images beat it, half do not
     limit = torch.where(torch.arange(len(x)) % 2 == 0, d_free * 1.5, d_free * 0.7).to(torch.float64)
     limit[~found] = math.inf
-    counting = _Counting(model)
+    counted = counting(model)
     torch.manual_seed(3)
-    bounded = attacks.gaussian_noise(counting, x, y, draws=4, limit=limit)
+    bounded = attacks.gaussian_noise(counted, x, y, draws=4, limit=limit)
     d_bounded = metrics.distance(bounded, x, "l2")
     beats = found & (d_free < limit)
     assert torch.equal(bounded[beats], free[beats])  # the same adversarial, bit for bit
     assert (d_bounded[found & ~beats] == 0).all()  # nothing closer than the limit: x comes back
-    counting_free = _Counting(model)
+    counted_free = counting(model)
     torch.manual_seed(3)
-    attacks.gaussian_noise(counting_free, x, y, draws=4)
-    assert counting.images < counting_free.images
+    attacks.gaussian_noise(counted_free, x, y, draws=4)
+    assert counted.images < counted_free.images

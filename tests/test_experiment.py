@@ -173,3 +173,13 @@ def test_step_states_say_which_steps_are_stored_and_what_the_others_miss(tmp_pat
     assert cli.main(["status", "dam", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "done    models" in out and "missing yardstick" in out
+
+
+def test_every_yardstick_step_asks_for_a_gpu():
+    """The protocol is the most expensive step of every chapter: a runner must give it the GPU."""
+    from robustlib import papers
+
+    for paper in papers.NAMES:
+        yardsticks = [s for s in papers.steps(paper, papers.profile(paper, "paper")) if s.name.startswith("yardstick")]
+        assert yardsticks, f"{paper} has no yardstick step"
+        assert all(s.gpu for s in yardsticks), f"{paper}: {[s.name for s in yardsticks if not s.gpu]} run on a CPU core"

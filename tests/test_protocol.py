@@ -288,19 +288,7 @@ def test_decision_attack_beats_gaussian_noise_by_2x_on_a_standard_mlp_at_the_qui
     assert (d_hsja.distances <= bound.distances + 1e-6).all()
 
 
-class _Counting(torch.nn.Module):
-    """The model, counting the images it is asked about."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model, self.images = model, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.images += len(x)
-        return self.model(x)
-
-
-def test_hopskipjump_gives_up_only_on_images_far_above_the_known_distance(mlp, images):
+def test_hopskipjump_gives_up_only_on_images_far_above_the_known_distance(mlp, images, counting):
     x, y = images[0][:40], images[1][:40]
     keep = protocol.predict(mlp, x) == y
     x, y = x[keep], y[keep]
@@ -318,7 +306,7 @@ def test_hopskipjump_gives_up_only_on_images_far_above_the_known_distance(mlp, i
     d_free = (free - x).flatten(1).norm(dim=1).double()
     # half the images know a distance 3x smaller than HopSkipJump reaches (given up), half a larger one
     limit = torch.where(torch.arange(len(x)) % 2 == 0, d_free / 3, d_free * 2)
-    counted_free, counted = _Counting(mlp), _Counting(mlp)
+    counted_free, counted = counting(mlp), counting(mlp)
     hsja(counted_free)
     bounded = hsja(counted, limit)
     assert counted.images < 0.8 * counted_free.images

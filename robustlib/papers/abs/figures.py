@@ -324,7 +324,7 @@ def yardstick_attack_curves(yard: dict[str, Any]) -> plt.Figure:
 
 
 def yardstick_seconds(yard: dict[str, Any], baselines: dict[str, Any]) -> list[dict[str, str]]:
-    """What the protocol cost per model and attack (CPU seconds as measured when stored)."""
+    """What the protocol cost per model and attack (wall seconds as measured when stored)."""
     rows = []
     for name, res in yardstick_models(yard, baselines).items():
         per: dict[str, float] = {}

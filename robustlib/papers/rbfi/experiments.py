@@ -775,6 +775,6 @@ def steps(profile: RbfiProfile) -> list[Step]:
         Step("table4", table4, after=("table1", "fig4", "fig5")),
         Step("deep", deep, gpu=True),
         Step("rbf", rbf_vs_rbfi, after=("table1",), gpu=True),
-        Step("yardstick", yardstick, after=("table1",)),
-        Step("yardstick_fig5", yardstick_fig5, after=("fig5",)),
+        Step("yardstick", yardstick, after=("table1",), gpu=True),
+        Step("yardstick_fig5", yardstick_fig5, after=("fig5",), gpu=True),
     ]
