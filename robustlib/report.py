@@ -225,7 +225,7 @@ def scale_note(cards: Sequence[Mapping[str, Any]] | None = None) -> str:
     if not have:
         return (
             '<div class="admonition warning"><p class="admonition-title">Reduced scale</p><p>Every verdict '
-            "above comes from the <code>quick</code> profile: the papers' models and attacks at reduced "
+            "in this book comes from the <code>quick</code> profile: the papers' models and attacks at reduced "
             "scale on a 2-core CPU. No chapter has a <code>paper</code>-profile result yet (see "
             '<a href="running.html">Running the notebooks</a> for what it takes).</p></div>'
         )
