@@ -16,6 +16,7 @@ changed setting can never serve a stale result. Within one run every result is a
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import zlib
@@ -282,10 +283,6 @@ def step_states(paper: str, profile: str, steps: Sequence[Step], *, seed: int = 
 def stored_compute(paper: str, profile: str) -> dict[str, float]:
     """Wall seconds spent computing the results stored for ``paper`` at ``profile``, per device
     (each result's ``provenance.wall_time_s``; ``{device name: seconds}``)."""
-    import json
-
-    from . import store
-
     totals: dict[str, float] = {}
     folder = store.artifact_dir(paper, profile)
     for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:

@@ -31,9 +31,9 @@ an epsilon attack only tries epsilons below the distance the earlier attacks fou
 attacks below the earlier gradient attacks', the others below everyone's. The combined distances
 are the same; a later attack's own distances are then "what it adds", not a standalone curve
 (``paper`` runs every attack standalone). The minimal attacks (HopSkipJump, transfer, L2 noise)
-run standalone in a cascade too: the chapters compare their medians. An adapter's own minimal attack
-may be ``bounded`` (it gets the distances to beat), and ``hop_skip_jump``, ``attacks.transfer`` and
-``attacks.gaussian_noise`` take such a ``limit``. APGD runs ``steps // 10`` steps first and the full
+run standalone in a cascade too: the chapters compare their medians (``hop_skip_jump``,
+``attacks.transfer`` and ``attacks.gaussian_noise`` can take the distances to beat as a ``limit``).
+APGD runs ``steps // 10`` steps first and the full
 ``steps`` on what that did not fool. Gradient attacks take gradients from the adapter's
 ``grad_model`` when it has one; every adversarial of every attack is re-checked here on the real
 model: misclassified, in [0, 1] and within epsilon.
@@ -242,11 +242,9 @@ class AttackSpec:
     """One attack of the suite, as the protocol drives it.
 
     ``run(x, y, eps) -> adversarials`` when ``eps_based`` (driven over the grid), else
-    ``run(x, y) -> adversarials`` (minimal: as close as it can), or with ``bounded``
-    ``run(x, y, limit)``: ``limit`` (B,) float64 the distances it has to beat (in a cascade what the
-    earlier attacks found; inf: nothing known), so it may stop looking beyond them. Inputs
-    (B, C, H, W) in [0, 1] and labels (B,) on the model's device; returns (B, C, H, W). Images it
-    cannot fool may come back unchanged: the protocol checks every returned image on the real model.
+    ``run(x, y) -> adversarials`` (minimal: as close as it can). Inputs (B, C, H, W) in [0, 1] and
+    labels (B,) on the model's device; returns (B, C, H, W). Images it cannot fool may come back
+    unchanged: the protocol checks every returned image on the real model.
     """
 
     name: str
@@ -255,7 +253,6 @@ class AttackSpec:
     eps_based: bool = True
     family: str = "gradient"
     grid: tuple[float, ...] | None = None  # eps attacks: its epsilons (default: the norm's whole grid)
-    bounded: bool = False  # minimal attacks: run(x, y, limit) with the distances to beat
 
     def __post_init__(self) -> None:
         if self.grid is not None and (not self.grid or list(self.grid) != sorted(set(self.grid)) or self.grid[0] < 0):
@@ -269,20 +266,14 @@ class AttackSpec:
             raise ValueError(f"unknown attack family {self.family!r}; valid: {', '.join(FAMILIES[:-1])}")
         if not callable(self.run):
             raise TypeError(f"AttackSpec.run must be callable, got {type(self.run).__name__}")
-        if self.bounded and self.eps_based:
-            raise ValueError("AttackSpec.bounded is for minimal attacks (eps_based=False)")
 
-    def apply(self, x: torch.Tensor, y: torch.Tensor, eps: float | None = None, limit: torch.Tensor | None = None):
-        """Run the attack however it is driven: at ``eps`` (epsilon attacks), or minimal with the
-        distances ``limit`` (B,) to beat (``bounded`` ones; default: none known, all inf)."""
-        if self.eps_based:
-            if eps is None:
-                raise ValueError(f"attack {self.name!r} is an epsilon attack: give eps")
-            return self.run(x, y, eps)
-        if self.bounded:
-            none = torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device)
-            return self.run(x, y, none if limit is None else limit)
-        return self.run(x, y)
+    def apply(self, x: torch.Tensor, y: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+        """Run the attack however it is driven: at ``eps`` (epsilon attacks) or minimal."""
+        if not self.eps_based:
+            return self.run(x, y)
+        if eps is None:
+            raise ValueError(f"attack {self.name!r} is an epsilon attack: give eps")
+        return self.run(x, y, eps)
 
 
 @dataclass
@@ -771,17 +762,15 @@ def _attack_batches(
     eps: float | None,
     config: ProtocolConfig,
     salt: int,
-    limit: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``spec`` on the images ``todo`` (indices) in batches; (verified mask (K,), adversarials (K, ...)).
-    ``limit`` (N,): the distances a ``bounded`` minimal attack has to beat."""
+    """Run ``spec`` on the images ``todo`` (indices) in batches; (verified mask (K,), adversarials (K, ...))."""
     device = _model_device(model)
     oks, advs = [], []
     for b, i in enumerate(range(0, len(todo), config.batch_size)):
         idx = todo[i : i + config.batch_size]
         xb, yb = x[idx].to(device), y[idx].to(device)
         torch.manual_seed(config.seed * 100_003 + salt * 1_009 + b)
-        xa = spec.apply(xb, yb, eps, None if limit is None else limit[idx].to(device)).detach()
+        xa = spec.apply(xb, yb, eps).detach()
         if xa.shape != xb.shape:
             raise ValueError(f"attack {spec.name!r} returned shape {tuple(xa.shape)} for images {tuple(xb.shape)}")
         oks.append(_verified(model, xa, xb, yb, spec.norm, eps))
@@ -873,7 +862,7 @@ def run_attack(
         dist, adv = torch.full((len(x),), math.inf, dtype=torch.float64), x.clone()
         todo = torch.nonzero(clean_correct).flatten()
         if len(todo):
-            ok, xa = _attack_batches(spec, model, x, y, todo, None, config, salt=0, limit=known)
+            ok, xa = _attack_batches(spec, model, x, y, todo, None, config, salt=0)
             hit = todo[ok]
             adv[hit] = xa[ok]
             dist[hit] = distance(xa[ok], x[hit], spec.norm)
